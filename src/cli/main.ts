@@ -1,0 +1,137 @@
+/**
+ * holdfast's command line: serve, check, schema. Exit codes: 0 ok, 1 runtime failure (e.g. cannot
+ * listen), 64 usage, 70 internal error, 78 config error (systemd's RestartPreventExitStatus).
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { ConfigError, formatProblem } from '../config/errors.js';
+import { configJsonSchema } from '../config/schema.js';
+import { createLogger, type Logger } from '../log.js';
+import { HoldfastServer, ListenError, VERSION } from '../server.js';
+import { summarizeConfig } from './summary.js';
+import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_SOFTWARE, EXIT_USAGE } from './exit-codes.js';
+
+function configFile(argv: Record<string, unknown>): string | undefined {
+  return (argv.config as string | undefined) ?? (process.env.HOLDFAST_CONFIG || undefined);
+}
+
+/** Loads or prints every problem (FILE:LINE:COL: ...) on stderr and returns null. */
+function tryLoad(file: string | undefined): LoadedConfig | null {
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
+      return null;
+    }
+    throw err;
+  }
+}
+
+async function serve(file: string | undefined): Promise<number> {
+  const loaded = tryLoad(file);
+  if (!loaded) return EXIT_CONFIG;
+  const log = createLogger({ level: loaded.config.logLevel });
+  for (const w of loaded.warnings) log.warn('config-warning', { warning: w });
+  if (loaded.config.embedded) {
+    log.info('embedded-default', {
+      why: 'no --config and no HOLDFAST_CONFIG: serving the embedded default',
+      listen: loaded.config.listen,
+      hostKeys: loaded.config.hostKeys,
+      authorizedKeys: loaded.config.authorizedKeys,
+      routes: loaded.config.routes.map((r) => `${r.name}: ${r.to.map((t) => t.source).join(', ')}`),
+    });
+  }
+  const server = new HoldfastServer(loaded.config, log);
+  try {
+    await server.start();
+  } catch (err) {
+    if (err instanceof ListenError) {
+      log.error('listen-failed', { error: err.message });
+      return EXIT_FAILURE;
+    }
+    throw err;
+  }
+  return new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (signalled) {
+        log.warn('shutdown-forced', { signal: sig });
+        resolve(EXIT_OK);
+        return;
+      }
+      signalled = true;
+      log.info('signal', { signal: sig });
+      void server.stop().then(() => resolve(EXIT_OK));
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('SIGHUP', () => reload(server, file, log));
+  });
+}
+
+/** SIGHUP (systemctl reload): re-read the config; routes, keys and limits apply to new decisions. */
+function reload(server: HoldfastServer, file: string | undefined, log: Logger): void {
+  try {
+    const loaded = loadConfig(file);
+    for (const w of loaded.warnings) log.warn('config-warning', { warning: w });
+    const needsRestart = server.reload(loaded.config);
+    log.setLevel(loaded.config.logLevel);
+    log.info('reloaded', { config: loaded.config.source, ...(needsRestart.length ? { restartNeededFor: needsRestart } : {}) });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.error('reload-failed', { why: 'config has errors; still running the previous config', problems: err.problems.map(formatProblem) });
+      return;
+    }
+    log.error('reload-failed', { error: String(err) });
+  }
+}
+
+export async function main(args: string[]): Promise<number> {
+  let code: number | Promise<number> = EXIT_OK;
+  const parser = yargs(args)
+    .scriptName('holdfast')
+    .usage('$0 <command> [options]\n\nAn SSH jump host that keeps sessions alive through idle-killing middleboxes.')
+    .option('config', {
+      alias: 'c',
+      type: 'string',
+      describe: 'YAML config file (default: $HOLDFAST_CONFIG, else the embedded default)',
+    })
+    .command('serve', 'Run the jump host', {}, (argv) => {
+      code = serve(configFile(argv));
+    })
+    .command('check', 'Validate the config without opening sockets (exit 78 on errors)', {}, (argv) => {
+      const loaded = tryLoad(configFile(argv));
+      if (!loaded) code = EXIT_CONFIG;
+      else process.stdout.write(`${summarizeConfig(loaded.config, loaded.warnings)}\n`);
+    })
+    .command('schema', 'Print the config JSON Schema (for editors)', {}, () => {
+      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    })
+    .demandCommand(1, 'Name a command: serve, check or schema.')
+    .strict()
+    .version(VERSION)
+    .help()
+    .fail((msg, err) => {
+      if (err) throw err;
+      process.stderr.write(`holdfast: ${msg}\nRun "holdfast --help" for usage.\n`);
+      code = EXIT_USAGE;
+    });
+  await parser.parseAsync();
+  return code;
+}
+
+export function run(): void {
+  process.on('uncaughtException', (err) => {
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', event: 'internal-error', error: String(err), stack: err.stack })}\n`);
+    process.exit(EXIT_SOFTWARE);
+  });
+  main(hideBin(process.argv)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`holdfast: internal error: ${String(err)}\n`);
+      process.exit(EXIT_SOFTWARE);
+    },
+  );
+}

@@ -1,0 +1,29 @@
+/** The human summary `holdfast check` prints for a valid config. */
+import type { ResolvedConfig } from '../config/resolve.js';
+import { formatDuration } from '../config/duration.js';
+import { inspectHostKey } from '../ssh/host-keys.js';
+
+export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]): string {
+  const lines: string[] = [];
+  lines.push(`${c.source}: OK`);
+  lines.push(`listen: ${c.listen.map((l) => `${l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`).join(', ')}`);
+  for (const k of c.hostKeys) {
+    const s = inspectHostKey(k);
+    lines.push(`host key: ${k} (${s.state === 'ok' ? s.type : 'will be created: ssh-ed25519'})`);
+  }
+  lines.push(`authorized keys: ${c.authorizedKeys}`);
+  lines.push(
+    `limits: loginGraceTime ${formatDuration(c.loginGraceTimeMs)}, maxAuthTries ${c.maxAuthTries}, ` +
+      `maxChannels ${c.maxChannels}, connectTimeout ${formatDuration(c.connectTimeoutMs)}`,
+  );
+  lines.push(`routes (${c.routes.length}, first match wins):`);
+  for (const r of c.routes) {
+    const ka = (p: { interval: number; countMax: number }) => (p.interval === 0 ? 'off' : `${formatDuration(p.interval)} x ${p.countMax}`);
+    lines.push(
+      `  ${r.name}: users ${r.users ? r.users.join(',') : '(any)'}; to ${r.to.map((t) => t.source).join(', ')}; ` +
+        `keepalive client ${ka(r.keepalive.client)}, upstream ${ka(r.keepalive.upstream)}`,
+    );
+  }
+  for (const w of warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n');
+}

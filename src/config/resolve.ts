@@ -1,0 +1,143 @@
+/**
+ * From the schema's output to the config holdfast runs on: paths made absolute, per-route keepalive
+ * merged over the defaults, files checked, everything frozen. Semantic problems are returned with the
+ * key path they belong to; the loader turns that path into FILE:LINE:COL.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ConfigParsed, KeepalivePolicy } from './schema.js';
+import { hasUserTemplate, resolveConfigPath, stateDir } from './paths.js';
+import type { RouteRule } from '../routing/route-table.js';
+import type { DestinationPattern } from '../routing/destination.js';
+import { inspectHostKey } from '../ssh/host-keys.js';
+
+export interface LegPolicies {
+  readonly client: Readonly<KeepalivePolicy>;
+  readonly upstream: Readonly<KeepalivePolicy>;
+}
+
+export interface ResolvedRoute extends RouteRule {
+  readonly name: string;
+  readonly users?: readonly string[] | undefined;
+  readonly to: readonly DestinationPattern[];
+  readonly keepalive: LegPolicies;
+}
+
+export interface ResolvedConfig {
+  /** The config file as named by the operator, or "<embedded default>". */
+  readonly source: string;
+  readonly embedded: boolean;
+  readonly listen: readonly { readonly address: string; readonly port: number }[];
+  readonly hostKeys: readonly string[];
+  /** Absolute path, may contain %u. */
+  readonly authorizedKeys: string;
+  readonly loginGraceTimeMs: number;
+  readonly maxAuthTries: number;
+  readonly maxChannels: number;
+  readonly connectTimeoutMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
+  readonly keepalive: LegPolicies;
+  readonly routes: readonly ResolvedRoute[];
+}
+
+export interface ResolveContext {
+  readonly source: string;
+  readonly baseDir: string;
+  readonly embedded: boolean;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export interface SemanticProblem {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+}
+
+export function resolveConfig(
+  c: ConfigParsed,
+  ctx: ResolveContext,
+): { config: ResolvedConfig; problems: SemanticProblem[]; warnings: string[] } {
+  const problems: SemanticProblem[] = [];
+  const warnings: string[] = [];
+
+  const hostKeys = (c.hostKeys ?? [path.join(stateDir(ctx.env), 'ssh_host_ed25519_key')]).map((p) =>
+    resolveConfigPath(p, ctx.baseDir),
+  );
+  hostKeys.forEach((file, i) => {
+    const state = inspectHostKey(file);
+    if (state.state === 'bad') problems.push({ path: c.hostKeys ? ['hostKeys', i] : [], message: state.message });
+  });
+
+  const authorizedKeys = resolveConfigPath(c.authorizedKeys, ctx.baseDir);
+  if (hasUserTemplate(authorizedKeys)) {
+    const dir = path.dirname(authorizedKeys);
+    if (!hasUserTemplate(dir) && !isDirectory(dir)) {
+      problems.push({ path: ['authorizedKeys'], message: `folder ${dir} does not exist` });
+    }
+  } else if (!fs.existsSync(authorizedKeys)) {
+    // A typo here would lock every user out with nothing but "Permission denied" to show for it.
+    // The embedded default is for trying holdfast out: there it is a warning, not a refusal to start.
+    const msg = `${authorizedKeys} does not exist; create it with the users' public keys (OpenSSH authorized_keys format)`;
+    if (ctx.embedded) warnings.push(`authorizedKeys: ${msg}; every login is refused until it exists`);
+    else problems.push({ path: ['authorizedKeys'], message: msg });
+  }
+
+  const seen = new Map<string, number>();
+  c.routes.forEach((r, i) => {
+    const first = seen.get(r.name);
+    if (first !== undefined) problems.push({ path: ['routes', i, 'name'], message: `duplicate route name "${r.name}" (also routes[${first}])` });
+    else seen.set(r.name, i);
+  });
+  if (c.routes.length === 0) warnings.push('routes: the list is empty, so every destination is refused');
+
+  const keepalive: LegPolicies = { client: { ...c.keepalive.client }, upstream: { ...c.keepalive.upstream } };
+  const routes: ResolvedRoute[] = c.routes.map((r) => ({
+    name: r.name,
+    users: r.users,
+    to: r.to,
+    keepalive: {
+      client: { ...keepalive.client, ...defined(r.keepalive?.client) },
+      upstream: { ...keepalive.upstream, ...defined(r.keepalive?.upstream) },
+    },
+  }));
+
+  const config: ResolvedConfig = {
+    source: ctx.source,
+    embedded: ctx.embedded,
+    listen: c.listen.map((l) => ({ address: l.address, port: l.port })),
+    hostKeys,
+    authorizedKeys,
+    loginGraceTimeMs: c.loginGraceTime,
+    maxAuthTries: c.maxAuthTries,
+    maxChannels: c.maxChannels,
+    connectTimeoutMs: c.connectTimeout,
+    shutdownTimeoutMs: c.shutdownTimeout,
+    logLevel: c.logLevel,
+    keepalive,
+    routes,
+  };
+  return { config: deepFreeze(config), problems, warnings };
+}
+
+function defined<T extends object>(o: T | undefined): Partial<T> {
+  if (!o) return {};
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    // net.BlockList instances inside CIDR patterns are left alone: freezing them is meaningless.
+    if (Object.getPrototypeOf(o) !== Object.prototype && !Array.isArray(o)) return o;
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}

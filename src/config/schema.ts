@@ -1,0 +1,155 @@
+/**
+ * The config schema: the ONLY place that knows the config's shapes, defaults, units and docs.
+ * `holdfast schema` (JSON Schema for editors), `holdfast check`, the README's key table and the
+ * loader all come from here, so they cannot drift apart.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { parseDestinationPattern } from '../routing/destination.js';
+
+/** Seconds as a bare number, or a string with units; parsed to milliseconds. */
+function duration(doc: string) {
+  return z
+    .union([z.number(), z.string()])
+    .transform((v, ctx) => {
+      const r = parseDuration(v);
+      if (!r.ok) {
+        ctx.addIssue({ code: 'custom', message: r.message });
+        return z.NEVER;
+      }
+      return r.ms;
+    })
+    .describe(doc);
+}
+
+function durationDefault(doc: string, def: string) {
+  return duration(doc).prefault(def);
+}
+
+const countMax = z
+  .number()
+  .int('countMax must be a whole number')
+  .min(0)
+  .max(1000)
+  .describe('Unanswered probes before the leg is declared dead; 0 = probe but never declare it dead (OpenSSH meaning).');
+
+const intervalDoc =
+  'A probe goes out after this long with nothing received on the leg; 0 turns the leg\'s keepalive off.';
+
+export const KeepalivePolicySchema = z
+  .strictObject({
+    interval: durationDefault(intervalDoc, '30s'),
+    countMax: countMax.default(3),
+  })
+  .describe('Keepalive policy of one leg: dead after interval × (countMax + 1) with nothing received.');
+
+const KeepalivePolicyOverrideSchema = z
+  .strictObject({
+    interval: duration(intervalDoc).optional(),
+    countMax: countMax.optional(),
+  })
+  .describe('Per-route override of one leg\'s policy; unset fields come from the top-level keepalive.');
+
+const ListenSchema = z.strictObject({
+  address: z.string().min(1).default('0.0.0.0').describe('Address to listen on (0.0.0.0, ::, 127.0.0.1, ...).'),
+  port: z
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(2222)
+    .describe('TCP port; 0 picks a free port (logged at start-up).'),
+});
+
+const DestinationSchema = z.string().transform((s, ctx) => {
+  const r = parseDestinationPattern(s);
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: r.message });
+    return z.NEVER;
+  }
+  return r.value;
+});
+
+export const RouteSchema = z.strictObject({
+  name: z.string().min(1).describe('Name used in logs and `holdfast explain`.'),
+  users: z
+    .array(z.string().min(1))
+    .min(1)
+    .optional()
+    .describe('User-name patterns (`*`, `?`, `!` to exclude) allowed to use this route; default: any authenticated user.'),
+  to: z
+    .array(DestinationSchema)
+    .min(1)
+    .describe(
+      'Destinations: ssh_config host pattern (`*`, `?`, `!` to exclude) or CIDR, with optional `:port` (default 22, `*` any).',
+    ),
+  keepalive: z
+    .strictObject({
+      client: KeepalivePolicyOverrideSchema.optional(),
+      upstream: KeepalivePolicyOverrideSchema.optional(),
+    })
+    .optional()
+    .describe('Per-leg keepalive for sessions on this route; unset fields fall back to the top-level keepalive.'),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    listen: z
+      .array(ListenSchema)
+      .min(1)
+      .default([{ address: '0.0.0.0', port: 2222 }])
+      .describe('Where holdfast accepts SSH connections.'),
+    hostKeys: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe(
+        'Host key files (OpenSSH format). A missing file is created (ed25519, mode 0600). Default: ssh_host_ed25519_key in the state directory.',
+      ),
+    authorizedKeys: z
+      .string()
+      .min(1)
+      .default('~/.ssh/authorized_keys')
+      .describe(
+        'authorized_keys file (OpenSSH format, options honoured). %u = user name, %% = %, ~ = home of the user holdfast runs as.',
+      ),
+    loginGraceTime: durationDefault('Time allowed from TCP connect to successful authentication (sshd LoginGraceTime).', '30s'),
+    maxAuthTries: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(6)
+      .describe('Failed authentication attempts allowed per connection (sshd MaxAuthTries).'),
+    maxChannels: z
+      .number()
+      .int()
+      .min(1)
+      .max(10000)
+      .default(100)
+      .describe('Concurrent forwarded channels allowed per client connection (each holds a socket to a target).'),
+    connectTimeout: durationDefault('Bound on connecting to a destination; the user then sees "connect failed".', '10s'),
+    shutdownTimeout: durationDefault('On SIGTERM/SIGINT: how long sessions get to close before they are cut.', '5s'),
+    logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Least severe level logged.'),
+    keepalive: z
+      .strictObject({
+        client: KeepalivePolicySchema.prefault({}),
+        upstream: KeepalivePolicySchema.prefault({}),
+      })
+      .prefault({})
+      .describe('Default keepalive policy of each leg, for every route.'),
+    routes: z
+      .array(RouteSchema)
+      .describe('Who may reach which destinations, with which keepalive. First match wins; no match = refused.'),
+  })
+  .describe('holdfast configuration');
+
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type ConfigParsed = z.output<typeof ConfigSchema>;
+export type KeepalivePolicy = z.output<typeof KeepalivePolicySchema>;
+
+/** JSON Schema (draft 2020-12) of the config file as written, for editors and `holdfast schema`. */
+export function configJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(ConfigSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return { ...schema, $id: 'https://holdfast.invalid/schema/config.json', title: 'holdfast configuration' };
+}

@@ -1,0 +1,97 @@
+/**
+ * One `direct-tcpip` channel (what `ssh -J` / `ssh -W` opens) relayed to its TCP upstream leg.
+ *
+ * Bytes flow through stream pipes both ways, so backpressure is end to end: a slow target stops
+ * ssh2 from granting the client more window, a slow client stops reads from the target. No per-byte
+ * work in JavaScript; byte counts come from the socket's own counters.
+ *
+ * Half-close: the client's EOF ends our write side to the target (FIN). The target's FIN becomes a
+ * channel EOF once everything before it has been written, and the channel is closed when the TCP
+ * connection is fully closed. (ssh2's channel.end() sends EOF and CLOSE together, which would cut the
+ * client's remaining upload, so it is only used once both directions are done.)
+ */
+import type net from 'node:net';
+import type { ServerChannel } from '../ssh/ssh2.js';
+
+export type ChannelCloseReason = 'peer-closed' | 'upstream-closed' | 'upstream-error' | 'session-closed' | 'shutdown' | string;
+
+export interface JumpChannelInfo {
+  readonly id: number;
+  readonly dst: string;
+  readonly addr: string;
+  readonly route: string;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class JumpChannel {
+  private closed = false;
+  private closeReason: ChannelCloseReason | undefined;
+  readonly openedAt = Date.now();
+
+  constructor(
+    readonly info: JumpChannelInfo,
+    private readonly channel: ServerChannel,
+    private readonly upstream: net.Socket,
+    private readonly onClosed: (ch: JumpChannel, reason: ChannelCloseReason, error?: string) => void,
+  ) {
+    let upstreamError: string | undefined;
+    channel.pipe(upstream);
+    upstream.pipe(channel, { end: false });
+    upstream.once('end', () => {
+      // Flush what is queued on the channel, then send EOF (an empty write's callback runs in order).
+      if (!channel.writable) return;
+      channel.write(EMPTY, () => (channel as unknown as { eof(): void }).eof());
+    });
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      upstreamError = err.code ?? err.message;
+    });
+    upstream.once('close', () => {
+      this.close(upstreamError ? 'upstream-error' : 'upstream-closed', upstreamError);
+    });
+    channel.on('error', () => {
+      /* the session's connection reports; the close below tidies up */
+    });
+    channel.once('close', () => this.close('peer-closed'));
+  }
+
+  get bytesUp(): number {
+    return this.upstream.bytesWritten;
+  }
+
+  get bytesDown(): number {
+    return this.upstream.bytesRead;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Idempotent; the first reason wins. Releases the upstream socket, then the channel. */
+  close(reason: ChannelCloseReason, error?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    if (reason === 'upstream-closed') {
+      // Orderly: let queued bytes reach the client, then EOF+CLOSE.
+      if (this.channel.writable) this.channel.end();
+      else closeChannel(this.channel);
+    } else {
+      this.upstream.destroy();
+      closeChannel(this.channel);
+    }
+    this.onClosed(this, reason, error);
+  }
+
+  get reason(): ChannelCloseReason | undefined {
+    return this.closeReason;
+  }
+}
+
+function closeChannel(ch: ServerChannel): void {
+  try {
+    (ch as unknown as { close(): void }).close();
+  } catch {
+    // Connection already gone.
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The upstream leg of `ssh -J`: a raw TCP connection from holdfast to exactly the address that the
+ * route was matched on (no second DNS lookup). Connect time is bounded; TCP_NODELAY is set because the
+ * bytes are interactive SSH (Nagle + delayed ACK cost ~45 ms a round trip).
+ */
+import net from 'node:net';
+
+export interface ConnectTarget {
+  readonly address: string;
+  readonly port: number;
+  readonly timeoutMs: number;
+}
+
+export class ConnectError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConnectError';
+  }
+}
+
+const REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'timed out',
+  ECONNRESET: 'connection reset',
+  EADDRNOTAVAIL: 'address not available',
+};
+
+export function describeConnectError(code: string): string {
+  return REASONS[code] ?? code.toLowerCase();
+}
+
+/**
+ * Resolves with a connected socket (allowHalfOpen, so a target's FIN does not end our side before the
+ * client has finished sending), or rejects with a ConnectError. `signal` aborts a pending connect
+ * when the session ends first.
+ */
+export function connectTcp(target: ConnectTarget, signal?: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({
+      host: target.address,
+      port: target.port,
+      family: net.isIP(target.address),
+      allowHalfOpen: true,
+      noDelay: true,
+    });
+    const fail = (code: string) => {
+      cleanup();
+      sock.destroy();
+      reject(new ConnectError(code, `${describeConnectError(code)} (${target.address}:${target.port})`));
+    };
+    const timer = setTimeout(() => fail('ETIMEDOUT'), target.timeoutMs);
+    const onError = (err: NodeJS.ErrnoException) => fail(err.code ?? 'EIO');
+    const onAbort = () => fail('ECANCELED');
+    const onConnect = () => {
+      cleanup();
+      sock.setNoDelay(true);
+      resolve(sock);
+    };
+    function cleanup() {
+      clearTimeout(timer);
+      sock.off('error', onError);
+      sock.off('connect', onConnect);
+      signal?.removeEventListener('abort', onAbort);
+    }
+    sock.once('error', onError);
+    sock.once('connect', onConnect);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,103 @@
+/**
+ * `to:` entries of a route: an ssh_config host pattern (`*`, `?`, `!` to exclude) or a CIDR, with an
+ * optional `:port` (default 22, `*` any). IPv6 literals and CIDRs take brackets when a port follows:
+ * `[2001:db8::/32]:2222`; a bare IPv6 CIDR means port 22.
+ *
+ * A negated entry with no port excludes the host on every port: `!secret.internal` reads as "never
+ * secret.internal", which is what an operator means by it.
+ */
+import net from 'node:net';
+import { wildcardMatch } from './wildcard.js';
+
+export const DEFAULT_SSH_PORT = 22;
+
+export type DestinationPattern = {
+  readonly source: string;
+  readonly negated: boolean;
+  /** '*' = any port. */
+  readonly port: number | '*';
+} & (
+  | { readonly kind: 'host'; readonly pattern: string }
+  | { readonly kind: 'cidr'; readonly network: string; readonly prefix: number; readonly blockList: net.BlockList }
+);
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string };
+
+const HOST_PATTERN = /^[A-Za-z0-9._*?:%-]+$/;
+
+export function parseDestinationPattern(source: string): ParseResult<DestinationPattern> {
+  const q = JSON.stringify(source);
+  let text = source.trim();
+  const negated = text.startsWith('!');
+  if (negated) text = text.slice(1);
+  if (text === '') return { ok: false, message: `${q} is empty` };
+
+  let hostPart: string;
+  let portPart: string | undefined;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0) return { ok: false, message: `${q} has "[" without "]"` };
+    hostPart = text.slice(1, close);
+    const rest = text.slice(close + 1);
+    if (rest !== '' && !rest.startsWith(':')) return { ok: false, message: `${q}: expected ":port" after "]"` };
+    portPart = rest === '' ? undefined : rest.slice(1);
+  } else if ((text.match(/:/g) ?? []).length > 1) {
+    hostPart = text; // bare IPv6 address or CIDR: no port
+  } else {
+    const colon = text.lastIndexOf(':');
+    hostPart = colon < 0 ? text : text.slice(0, colon);
+    portPart = colon < 0 ? undefined : text.slice(colon + 1);
+  }
+
+  let port: number | '*';
+  if (portPart === undefined) port = negated ? '*' : DEFAULT_SSH_PORT;
+  else if (portPart === '*') port = '*';
+  else if (/^\d{1,5}$/.test(portPart) && Number(portPart) >= 1 && Number(portPart) <= 65535) port = Number(portPart);
+  else return { ok: false, message: `${q} is not a valid port (use 1-65535 or *)` };
+
+  if (hostPart === '') return { ok: false, message: `${q} has no host` };
+  if (hostPart.includes('/')) {
+    const [addr, bits, extra] = hostPart.split('/');
+    const family = net.isIP(addr ?? '');
+    const max = family === 6 ? 128 : 32;
+    if (extra !== undefined || family === 0 || !/^\d{1,3}$/.test(bits ?? '') || Number(bits) > max) {
+      return { ok: false, message: `${q} is not a valid CIDR (expected e.g. 198.18.4.0/24 or 2001:db8::/32)` };
+    }
+    const blockList = new net.BlockList();
+    blockList.addSubnet(addr!, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
+    return { ok: true, value: { source, negated, port, kind: 'cidr', network: addr!, prefix: Number(bits), blockList } };
+  }
+  if (!HOST_PATTERN.test(hostPart)) {
+    return { ok: false, message: `${q} is not a valid host pattern (letters, digits, ".", "-", "_", "*", "?")` };
+  }
+  return { ok: true, value: { source, negated, port, kind: 'host', pattern: hostPart } };
+}
+
+/** A destination as holdfast will connect to it: the name the client asked for and the address it resolved to. */
+export interface Destination {
+  readonly host: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+export function destinationPatternMatches(p: DestinationPattern, dest: Destination): boolean {
+  if (p.port !== '*' && p.port !== dest.port) return false;
+  if (p.kind === 'host') {
+    // The name the user typed, and the address we will really connect to: an operator who writes
+    // "10.1.2.*" means the address, whatever name led there.
+    return wildcardMatch(dest.host, p.pattern) || wildcardMatch(dest.address, p.pattern);
+  }
+  const family = net.isIP(dest.address);
+  return family !== 0 && p.blockList.check(dest.address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+/** A `to:` list: some positive entry matches and no negated one does. */
+export function destinationListMatches(list: readonly DestinationPattern[], dest: Destination): boolean {
+  let positive = false;
+  for (const p of list) {
+    const hit = destinationPatternMatches(p, dest);
+    if (hit && p.negated) return false;
+    if (hit) positive = true;
+  }
+  return positive;
+}

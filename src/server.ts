@@ -1,0 +1,178 @@
+/**
+ * The daemon: listeners, the session registry, start-up checks and graceful shutdown.
+ * Sockets are accepted by holdfast's own net.Servers (TCP_NODELAY, counting, login grace from the
+ * first byte) and handed to one ssh2 Server with injectSocket().
+ */
+import net from 'node:net';
+import { createRequire } from 'node:module';
+import type { ResolvedConfig } from './config/resolve.js';
+import type { Logger } from './log.js';
+import { AuthorizedKeysStore } from './ssh/auth.js';
+import { loadOrCreateHostKey } from './ssh/host-keys.js';
+import { createSsh2Server } from './ssh/server-adapter.js';
+import { nativeCryptoAvailable, type Connection } from './ssh/ssh2.js';
+import { Session } from './session.js';
+import { systemLookup, type Lookup } from './legs/resolve-destination.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+export const VERSION = pkg.version;
+
+export interface BoundAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+export class HoldfastServer {
+  private config: ResolvedConfig;
+  private readonly listeners: net.Server[] = [];
+  private readonly sessions = new Set<Session>();
+  private readonly bySocket = new WeakMap<net.Socket, Session>();
+  private ssh2: ReturnType<typeof createSsh2Server> | undefined;
+  private keys: AuthorizedKeysStore;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    config: ResolvedConfig,
+    private readonly log: Logger,
+    private readonly lookup: Lookup = systemLookup,
+  ) {
+    this.config = config;
+    this.keys = this.newKeyStore(config.authorizedKeys);
+  }
+
+  private newKeyStore(template: string): AuthorizedKeysStore {
+    return new AuthorizedKeysStore(template, (file, skipped) => {
+      for (const s of skipped) this.log.warn('authorized-keys-line-skipped', { file, line: s.line, why: s.why });
+    });
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  async start(): Promise<BoundAddress[]> {
+    const c = this.config;
+    if (!nativeCryptoAvailable()) {
+      this.log.warn('native-crypto-missing', {
+        why: "ssh2's native crypto binding is not built: AES-GCM runs ~7x slower",
+        fix: 'install g++, make and python3, then run: npm rebuild ssh2',
+      });
+    }
+    const hostKeys = c.hostKeys.map((file) => {
+      const { key, created } = loadOrCreateHostKey(file);
+      if (created) this.log.info('host-key-created', { file, type: 'ssh-ed25519' });
+      return key;
+    });
+    this.ssh2 = createSsh2Server(hostKeys, `holdfast_${VERSION}`, (conn, socket) => this.onSsh(conn, socket));
+
+    const bound: BoundAddress[] = [];
+    try {
+      for (const l of c.listen) bound.push(await this.listen(l.address, l.port));
+    } catch (err) {
+      this.closeListeners();
+      throw err;
+    }
+    this.log.info('started', {
+      version: VERSION,
+      config: c.source,
+      listen: bound.map((b) => `${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`),
+      hostKeys: c.hostKeys,
+      authorizedKeys: c.authorizedKeys,
+      routes: c.routes.map((r) => r.name),
+      nativeCrypto: nativeCryptoAvailable(),
+    });
+    return bound;
+  }
+
+  private listen(address: string, port: number): Promise<BoundAddress> {
+    return new Promise((resolve, reject) => {
+      const srv = net.createServer({ noDelay: true, pauseOnConnect: false }, (sock) => this.onSocket(sock));
+      srv.once('error', (err: NodeJS.ErrnoException) => {
+        const why =
+          err.code === 'EADDRINUSE'
+            ? 'the address is in use (another holdfast or sshd?); pick another listen.port'
+            : err.code === 'EACCES'
+              ? 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)'
+              : err.code === 'EADDRNOTAVAIL'
+                ? 'no such local address; check listen.address'
+                : (err.code ?? err.message);
+        reject(new ListenError(`cannot listen on ${address}:${port}: ${why}`));
+      });
+      srv.listen({ host: address, port }, () => {
+        srv.removeAllListeners('error');
+        srv.on('error', (err) => this.log.error('listener-error', { error: String(err) }));
+        const a = srv.address() as net.AddressInfo;
+        this.listeners.push(srv);
+        this.log.info('listening', { address: a.address, port: a.port });
+        resolve({ address: a.address, port: a.port });
+      });
+    });
+  }
+
+  private onSocket(sock: net.Socket): void {
+    if (this.stopping) {
+      sock.destroy();
+      return;
+    }
+    const session = new Session(
+      sock,
+      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup },
+      (s) => this.sessions.delete(s),
+    );
+    this.sessions.add(session);
+    this.bySocket.set(sock, session);
+    this.log.debug('session-start', { session: session.id, src: session.src });
+    this.ssh2!.injectSocket(sock);
+  }
+
+  private onSsh(conn: Connection, socket: net.Socket): void {
+    const session = this.bySocket.get(socket);
+    if (!session) {
+      socket.destroy();
+      return;
+    }
+    session.attach(conn);
+  }
+
+  /**
+   * Applies a re-read config to new decisions (routes, authorized keys, limits, keepalive). Listeners
+   * and host keys are bound at start; the returned keys name what only a restart changes.
+   */
+  reload(next: ResolvedConfig): string[] {
+    const restart: string[] = [];
+    if (JSON.stringify(next.listen) !== JSON.stringify(this.config.listen)) restart.push('listen');
+    if (JSON.stringify(next.hostKeys) !== JSON.stringify(this.config.hostKeys)) restart.push('hostKeys');
+    if (next.authorizedKeys !== this.config.authorizedKeys) this.keys = this.newKeyStore(next.authorizedKeys);
+    this.config = next;
+    return restart;
+  }
+
+  /** Stop accepting, close every session (graceful first), resolve when all are gone or the bound passed. */
+  stop(reason: 'shutdown' = 'shutdown'): Promise<void> {
+    this.stopping ??= (async () => {
+      const timeoutMs = this.config.shutdownTimeoutMs;
+      this.log.info('shutdown-begin', { sessions: this.sessions.size, timeoutMs });
+      this.closeListeners();
+      for (const s of this.sessions) s.close(reason, { graceful: true });
+      const deadline = Date.now() + timeoutMs;
+      while (this.sessions.size > 0 && Date.now() < deadline) await delay(50);
+      for (const s of [...this.sessions]) s.close(reason);
+      // A destroyed socket emits 'close' on the next turns of the loop.
+      for (let i = 0; i < 20 && this.sessions.size > 0; i++) await delay(10);
+      this.log.info('shutdown-complete', { leftover: this.sessions.size });
+    })();
+    return this.stopping;
+  }
+
+  private closeListeners(): void {
+    for (const l of this.listeners.splice(0)) l.close();
+  }
+}
+
+export class ListenError extends Error {
+  override name = 'ListenError';
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,355 @@
+/**
+ * A session is one client connection, from TCP accept to close: its client leg (the SSH connection),
+ * its jump channels and their upstream legs, and one close(reason) path.
+ *
+ * Lifecycle: accepted -> (SSH header) attached -> authenticated -> closing -> closed.
+ * Timers: `loginGrace` (accept -> authenticated) and `forceClose` (graceful close -> destroy).
+ * Every timer and upstream socket is released on close; one summary line is logged when the client
+ * socket has closed, with the final byte counts.
+ */
+import crypto from 'node:crypto';
+import type net from 'node:net';
+import type { Connection, ServerChannel, AuthContext, PublicKeyAuthContext } from './ssh/ssh2.js';
+import type { ResolvedConfig, ResolvedRoute } from './config/resolve.js';
+import type { Logger } from './log.js';
+import { matchOfferedKey, signatureValid, type AuthorizedKeysStore } from './ssh/auth.js';
+import { permitOpenAllows, unmapIPv4, type AuthorizedKey } from './ssh/authorized-keys.js';
+import { disconnect, rejectChannel } from './ssh/server-adapter.js';
+import { connectTcp, ConnectError, describeConnectError } from './legs/tcp-upstream.js';
+import { JumpChannel, type ChannelCloseReason } from './legs/jump-channel.js';
+import { resolveAndRoute, type Lookup } from './legs/resolve-destination.js';
+import { formatDestination } from './routing/route-table.js';
+
+export type CloseReason =
+  | 'peer-closed'
+  | 'no-handshake'
+  | 'login-grace'
+  | 'auth-failed'
+  | 'protocol-error'
+  | 'shutdown'
+  | 'client-keepalive-timeout';
+
+export interface SessionContext {
+  /** Read at each use, so a reload applies to the next decision. */
+  readonly config: () => ResolvedConfig;
+  readonly log: Logger;
+  readonly keys: AuthorizedKeysStore;
+  readonly lookup: Lookup;
+}
+
+const MAX_LOGGED_DESTINATIONS = 20;
+
+export class Session {
+  readonly id = crypto.randomBytes(4).toString('hex');
+  readonly src: string;
+  readonly startedAt = Date.now();
+  private conn: Connection | undefined;
+  private user: string | undefined;
+  private authKey: AuthorizedKey | undefined;
+  private authFailures = 0;
+  private sawNone = false;
+  private readonly channels = new Set<JumpChannel>();
+  private readonly pending = new AbortController();
+  private pendingOpens = 0;
+  private nextChannelId = 0;
+  private readonly destinations = new Set<string>();
+  private channelCount = 0;
+  private bytesUp = 0;
+  private bytesDown = 0;
+  private reason: CloseReason | undefined;
+  private detail: string | undefined;
+  private loginGrace: NodeJS.Timeout | undefined;
+  private forceClose: NodeJS.Timeout | undefined;
+  private closing = false;
+  private finished = false;
+  private protocolError: string | undefined;
+
+  constructor(
+    readonly socket: net.Socket,
+    private readonly ctx: SessionContext,
+    private readonly onFinished: (s: Session) => void,
+  ) {
+    this.src = `${unmapIPv4(socket.remoteAddress ?? '?')}:${socket.remotePort ?? 0}`;
+    socket.setNoDelay(true);
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.detail ??= err.code ?? err.message;
+    });
+    socket.once('close', () => this.finish());
+    const grace = ctx.config().loginGraceTimeMs;
+    if (grace > 0) this.loginGrace = setTimeout(() => this.close('login-grace'), grace);
+  }
+
+  get authenticated(): boolean {
+    return this.authKey !== undefined;
+  }
+
+  get clientIp(): string {
+    return unmapIPv4(this.socket.remoteAddress ?? '');
+  }
+
+  get openChannels(): number {
+    return this.channels.size;
+  }
+
+  /** Called when ssh2 has read the client's SSH identification line. */
+  attach(conn: Connection): void {
+    this.conn = conn;
+    conn.on('error', (err: Error & { level?: string }) => {
+      // Socket-level errors arrive on the socket too; only protocol faults change the close reason.
+      if (err.level !== 'client-socket') this.protocolError ??= err.message;
+    });
+    conn.on('authentication', (authCtx: AuthContext) => this.authenticate(authCtx));
+    conn.on('ready', () => {
+      clearTimeout(this.loginGrace);
+      this.loginGrace = undefined;
+    });
+    conn.on('tcpip', (accept, reject, info) => {
+      void this.openJump(accept, reject, info);
+    });
+    conn.on('session', (accept) => this.refuseSession(accept));
+  }
+
+  private authenticate(authCtx: AuthContext): void {
+    const config = this.ctx.config();
+    this.user = authCtx.username;
+    if (this.closing) return authCtx.reject();
+    const fields = { session: this.id, user: authCtx.username, src: this.src, method: authCtx.method };
+    if (authCtx.method !== 'publickey') {
+      // The first "none" is how every client asks which methods exist; sshd does not count it.
+      if (authCtx.method === 'none' && !this.sawNone) this.sawNone = true;
+      else this.failAuth(`${authCtx.method} authentication is not offered`, fields, config.maxAuthTries);
+      if (!this.closing) authCtx.reject(['publickey']);
+      return;
+    }
+    const pk = authCtx as PublicKeyAuthContext;
+    const offered = { algo: pk.key.algo, data: pk.key.data };
+    const keyFields = { ...fields, keyType: pk.key.algo, fingerprint: fingerprint(pk.key.data) };
+    const lookup = this.ctx.keys.lookup(authCtx.username);
+    if (!lookup.ok) {
+      this.failAuth(lookup.why, keyFields, config.maxAuthTries);
+      if (!this.closing) authCtx.reject(['publickey']);
+      return;
+    }
+    const match = matchOfferedKey(lookup.keys, offered, this.clientIp, new Date());
+    if (!match.ok) {
+      this.failAuth(match.why, keyFields, config.maxAuthTries);
+      if (!this.closing) authCtx.reject(['publickey']);
+      return;
+    }
+    if (!pk.signature) {
+      authCtx.accept(); // "this key would do": the client signs next (RFC 4252 §7)
+      return;
+    }
+    if (!pk.blob || !signatureValid(match.entry, pk.blob, pk.signature, pk.hashAlgo)) {
+      this.failAuth('signature did not verify', keyFields, config.maxAuthTries);
+      if (!this.closing) authCtx.reject(['publickey']);
+      return;
+    }
+    this.authKey = match.entry;
+    this.ctx.log.info('auth-accepted', { ...keyFields, keyFile: lookup.file, keyLine: match.entry.line });
+    authCtx.accept();
+  }
+
+  private failAuth(why: string, fields: Record<string, unknown>, maxAuthTries: number): void {
+    this.authFailures++;
+    this.ctx.log.info('auth-failed', { ...fields, why, failures: this.authFailures });
+    if (this.authFailures >= maxAuthTries) {
+      this.detail = `${this.authFailures} failed authentication attempts (maxAuthTries ${maxAuthTries})`;
+      this.close('auth-failed');
+    }
+  }
+
+  private refuseSession(accept: () => unknown): void {
+    const session = accept() as (NodeJS.EventEmitter & Record<string, unknown>) | undefined;
+    if (!session) return;
+    const port = this.socket.localPort ?? 2222;
+    const user = this.user ?? 'you';
+    const message =
+      `holdfast: this is an SSH jump host; it runs no shell or command.\r\n` +
+      `holdfast: use it with -J, e.g.  ssh -J ${user}@<this-host>:${port} user@target\r\n`;
+    const answer = (acceptReq?: () => unknown) => acceptReq?.();
+    session.on('pty', answer);
+    session.on('env', answer);
+    session.on('window-change', answer);
+    const refuse = (acceptReq?: () => unknown) => {
+      // accept() synchronously (ssh2 drops data before accept), then one line on stderr and exit 1.
+      const ch = acceptReq?.() as ServerChannel | undefined;
+      if (!ch) return;
+      ch.stderr.write(message);
+      ch.exit(1);
+      ch.end();
+    };
+    session.on('shell', refuse);
+    session.on('exec', refuse);
+    session.on('subsystem', refuse);
+    this.ctx.log.info('session-channel-refused', { session: this.id, user: this.user, src: this.src });
+  }
+
+  private async openJump(
+    accept: () => ServerChannel | undefined,
+    reject: () => void,
+    info: { destIP: string; destPort: number; srcIP: string; srcPort: number },
+  ): Promise<void> {
+    const config = this.ctx.config();
+    const conn = this.conn!;
+    const user = this.user!;
+    const host = info.destIP;
+    const port = info.destPort;
+    const dst = formatDestination({ host, port, address: host });
+    const base = { session: this.id, user, src: this.src, dst };
+    const refuse = (why: string, description: string) => {
+      this.ctx.log.warn('channel-refused', { ...base, why });
+      rejectChannel(conn, reject, 'prohibited', description);
+    };
+
+    const opts = this.authKey!.options;
+    if (!opts.portForwarding) return refuse('key has no-port-forwarding/restrict', 'port forwarding is disabled for this key');
+    if (!permitOpenAllows(opts, host, port)) return refuse('not allowed by the key\'s permitopen=', `${dst} is not allowed by permitopen for this key`);
+    if (this.channels.size + this.pendingOpens >= config.maxChannels) {
+      this.ctx.log.warn('channel-refused', { ...base, why: `maxChannels ${config.maxChannels} reached` });
+      return rejectChannel(conn, reject, 'resource-shortage', `too many open channels (limit ${config.maxChannels})`);
+    }
+
+    this.pendingOpens++;
+    try {
+      const res = await resolveAndRoute(config.routes, user, host, port, this.ctx.lookup, config.connectTimeoutMs);
+      if (this.closing) return rejectChannel(conn, reject, 'connect-failed', 'session is closing');
+      if (res.kind === 'refused') {
+        const why = res.decision.misses.length ? res.decision.misses.map((m) => `${m.route}: ${m.why}`).join('; ') : 'no routes configured';
+        return refuse(`no route allows it (${why})`, `holdfast: no route allows ${user} to reach ${dst}`);
+      }
+      if (res.kind === 'unresolved') {
+        this.ctx.log.warn('channel-connect-failed', { ...base, route: res.route.name, why: `cannot resolve: ${res.code}` });
+        return rejectChannel(conn, reject, 'connect-failed', `cannot resolve ${host}: ${res.code}`);
+      }
+      const route = res.decision.route;
+      const address = res.address;
+      let sock: net.Socket;
+      try {
+        sock = await connectTcp({ address, port, timeoutMs: config.connectTimeoutMs }, this.pending.signal);
+      } catch (err) {
+        const code = err instanceof ConnectError ? err.code : 'EIO';
+        if (!this.closing) {
+          this.ctx.log.warn('channel-connect-failed', { ...base, addr: address, route: route.name, why: describeConnectError(code) });
+        }
+        return rejectChannel(conn, reject, 'connect-failed', `${describeConnectError(code)} (${formatDestination({ host, port, address })})`);
+      }
+      if (this.closing) {
+        sock.destroy();
+        return rejectChannel(conn, reject, 'connect-failed', 'session is closing');
+      }
+      const channel = accept();
+      if (!channel) {
+        sock.destroy();
+        return;
+      }
+      this.startRelay(channel, sock, route, dst, address);
+    } finally {
+      this.pendingOpens--;
+    }
+  }
+
+  private startRelay(channel: ServerChannel, sock: net.Socket, route: ResolvedRoute, dst: string, addr: string): void {
+    const id = this.nextChannelId++;
+    const jc = new JumpChannel({ id, dst, addr, route: route.name }, channel, sock, (c, reason, error) =>
+      this.channelClosed(c, reason, error),
+    );
+    this.channels.add(jc);
+    this.channelCount++;
+    if (this.destinations.size < MAX_LOGGED_DESTINATIONS) this.destinations.add(dst);
+    this.ctx.log.info('channel-open', { session: this.id, user: this.user, src: this.src, dst, addr, route: route.name, channel: id });
+  }
+
+  private channelClosed(c: JumpChannel, reason: ChannelCloseReason, error?: string): void {
+    this.channels.delete(c);
+    this.bytesUp += c.bytesUp;
+    this.bytesDown += c.bytesDown;
+    this.ctx.log.info('channel-close', {
+      session: this.id,
+      user: this.user,
+      src: this.src,
+      dst: c.info.dst,
+      addr: c.info.addr,
+      route: c.info.route,
+      channel: c.info.id,
+      reason,
+      ...(error ? { error } : {}),
+      bytesUp: c.bytesUp,
+      bytesDown: c.bytesDown,
+      durationMs: Date.now() - c.openedAt,
+    });
+  }
+
+  /**
+   * The one way out. Idempotent: the first reason wins. `graceful` sends SSH_MSG_DISCONNECT and lets
+   * the socket drain (bounded by a 1 s timer); otherwise the socket is destroyed at once, which is
+   * what a dead or hostile peer gets.
+   */
+  close(reason: CloseReason, opts: { graceful?: boolean } = {}): void {
+    if (this.closing || this.finished) {
+      if (!opts.graceful) this.socket.destroy();
+      return;
+    }
+    this.closing = true;
+    this.reason = reason;
+    this.releaseChildren(reason === 'shutdown' ? 'shutdown' : 'session-closed');
+    if (opts.graceful && this.conn) {
+      try {
+        this.conn.end();
+      } catch {
+        /* socket already gone */
+      }
+      this.forceClose = setTimeout(() => this.socket.destroy(), 1000);
+    } else if (reason === 'auth-failed' && this.conn) {
+      disconnect(this.conn, 'too-many-auth-failures');
+      this.forceClose = setTimeout(() => this.socket.destroy(), 1000);
+    } else {
+      this.socket.destroy();
+    }
+  }
+
+  private releaseChildren(channelReason: ChannelCloseReason): void {
+    clearTimeout(this.loginGrace);
+    this.loginGrace = undefined;
+    this.pending.abort();
+    for (const ch of [...this.channels]) ch.close(channelReason);
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.releaseChildren(this.reason === 'shutdown' ? 'shutdown' : 'session-closed');
+    this.finished = true;
+    clearTimeout(this.forceClose);
+    this.forceClose = undefined;
+    const reason: CloseReason =
+      this.reason ??
+      (!this.conn
+        ? 'no-handshake'
+        : this.protocolError
+          ? 'protocol-error'
+          : !this.authenticated && this.authFailures > 0
+            ? 'auth-failed'
+            : 'peer-closed');
+    this.reason = reason;
+    if (reason === 'protocol-error') this.detail ??= this.protocolError;
+    this.ctx.log.info('session-close', {
+      session: this.id,
+      user: this.user ?? null,
+      src: this.src,
+      authenticated: this.authenticated,
+      reason,
+      ...(this.detail ? { detail: this.detail } : {}),
+      authFailures: this.authFailures,
+      channels: this.channelCount,
+      dsts: [...this.destinations],
+      bytesUp: this.bytesUp,
+      bytesDown: this.bytesDown,
+      durationMs: Date.now() - this.startedAt,
+    });
+    this.onFinished(this);
+  }
+}
+
+function fingerprint(publicSSH: Buffer): string {
+  return `SHA256:${crypto.createHash('sha256').update(publicSSH).digest('base64').replace(/=+$/, '')}`;
+}

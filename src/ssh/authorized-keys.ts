@@ -1,0 +1,234 @@
+/**
+ * authorized_keys in OpenSSH format (sshd(8) "AUTHORIZED_KEYS FILE FORMAT"), options included.
+ * ssh2's parseKey rejects lines with options, so options are parsed here. Options that restrict
+ * what a jump host does are honoured: from=, permitopen=, no-port-forwarding, restrict (and
+ * port-forwarding after it), expiry-time=. Options about sessions, X11, agents or ptys have nothing
+ * to act on in a jump host that runs no shell. An unknown option makes the line unusable, as in sshd.
+ * cert-authority lines are skipped: holdfast has no certificate support, and treating a CA key as a
+ * user key would let the CA's own key log in.
+ */
+import net from 'node:net';
+import { utils, type ParsedKey } from './ssh2.js';
+import { matchPatternList } from '../routing/wildcard.js';
+
+export interface PermitOpen {
+  readonly host: string; // '*' = any
+  readonly port: number | '*';
+}
+
+export interface KeyOptions {
+  readonly from?: readonly string[];
+  readonly permitOpen?: readonly PermitOpen[];
+  readonly portForwarding: boolean;
+  readonly expiresAt?: Date;
+}
+
+export interface AuthorizedKey {
+  readonly line: number;
+  readonly type: string;
+  readonly key: ParsedKey;
+  /** SSH wire-format public key, compared with what the client offers. */
+  readonly publicSSH: Buffer;
+  readonly comment: string;
+  readonly options: KeyOptions;
+}
+
+export interface SkippedLine {
+  readonly line: number;
+  readonly why: string;
+}
+
+export interface ParsedAuthorizedKeys {
+  readonly keys: readonly AuthorizedKey[];
+  readonly skipped: readonly SkippedLine[];
+}
+
+const KEY_TYPE = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+|[a-z0-9-]+-cert-v01@openssh\.com)$/;
+
+/** Options that only concern sessions, agents, X11, ptys, tunnels or remote forwarding. */
+const INERT_FLAGS = new Set([
+  'agent-forwarding', 'no-agent-forwarding', 'x11-forwarding', 'no-x11-forwarding', 'pty', 'no-pty',
+  'user-rc', 'no-user-rc', 'no-touch-required', 'verify-required', 'touch-required',
+]);
+const INERT_VALUES = new Set(['command', 'environment', 'tunnel', 'permitlisten', 'principals']);
+
+export function parseAuthorizedKeys(text: string): ParsedAuthorizedKeys {
+  const keys: AuthorizedKey[] = [];
+  const skipped: SkippedLine[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i]!.replace(/\r$/, '').trim();
+    if (raw === '' || raw.startsWith('#')) continue;
+    const r = parseLine(raw);
+    if ('why' in r) skipped.push({ line: i + 1, why: r.why });
+    else keys.push({ line: i + 1, ...r });
+  }
+  return { keys, skipped };
+}
+
+function parseLine(raw: string): Omit<AuthorizedKey, 'line'> | { why: string } {
+  let rest = raw;
+  let optionText = '';
+  const firstWord = raw.split(/\s+/, 1)[0]!;
+  if (!KEY_TYPE.test(firstWord)) {
+    const end = endOfOptions(raw);
+    if (end < 0) return { why: 'unterminated quote in options' };
+    optionText = raw.slice(0, end);
+    rest = raw.slice(end).trimStart();
+  }
+  const [type, b64, ...commentWords] = rest.split(/\s+/);
+  if (!type || !b64) return { why: 'expected "[options] key-type base64-key [comment]"' };
+  if (type.startsWith('sk-')) return { why: `${type} (security-key) keys are not supported by holdfast` };
+  if (type.endsWith('-cert-v01@openssh.com')) return { why: 'certificates are not supported by holdfast' };
+
+  const options = parseOptions(optionText);
+  if ('why' in options) return options;
+  if (options.certAuthority) return { why: 'cert-authority lines are skipped: holdfast has no certificate support' };
+
+  const parsed = utils.parseKey(`${type} ${b64}`);
+  if (parsed instanceof Error) return { why: `bad key: ${parsed.message}` };
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key) return { why: 'bad key' };
+  if (key.type !== type) return { why: `key type ${key.type} does not match the line's ${type}` };
+  return { type, key, publicSSH: key.getPublicSSH(), comment: commentWords.join(' '), options: options.options };
+}
+
+/** Index just past the options field: the first whitespace outside double quotes. */
+function endOfOptions(s: string): number {
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '\\' && quoted) i++;
+    else if (c === '"') quoted = !quoted;
+    else if (!quoted && (c === ' ' || c === '\t')) return i;
+  }
+  return quoted ? -1 : s.length;
+}
+
+function parseOptions(text: string): { options: KeyOptions; certAuthority: boolean } | { why: string } {
+  let from: string[] | undefined;
+  const permitOpen: PermitOpen[] = [];
+  let portForwarding = true;
+  let expiresAt: Date | undefined;
+  let certAuthority = false;
+  for (const opt of splitOptions(text)) {
+    const eq = opt.indexOf('=');
+    const name = (eq < 0 ? opt : opt.slice(0, eq)).toLowerCase();
+    let value: string | undefined;
+    if (eq >= 0) {
+      const v = opt.slice(eq + 1);
+      if (!(v.startsWith('"') && v.endsWith('"') && v.length >= 2)) return { why: `option ${name}= needs a quoted value` };
+      value = v.slice(1, -1).replace(/\\"/g, '"');
+    }
+    if (value === undefined) {
+      if (name === 'restrict') portForwarding = false;
+      else if (name === 'no-port-forwarding') portForwarding = false;
+      else if (name === 'port-forwarding') portForwarding = true;
+      else if (name === 'cert-authority') certAuthority = true;
+      else if (!INERT_FLAGS.has(name)) return { why: `unknown option "${name}"` };
+      continue;
+    }
+    if (name === 'from') {
+      from = value.split(',').map((p) => p.trim()).filter(Boolean);
+      if (from.length === 0) return { why: 'from="" is empty' };
+    } else if (name === 'permitopen') {
+      const p = parsePermitOpen(value);
+      if (!p) return { why: `permitopen="${value}" is not host:port` };
+      permitOpen.push(p);
+    } else if (name === 'expiry-time') {
+      const d = parseExpiry(value);
+      if (!d) return { why: `expiry-time="${value}" is not YYYYMMDD[HHMM[SS]]` };
+      expiresAt = d;
+    } else if (!INERT_VALUES.has(name)) {
+      return { why: `unknown option "${name}"` };
+    }
+  }
+  const options: KeyOptions = {
+    portForwarding,
+    ...(from ? { from } : {}),
+    ...(permitOpen.length ? { permitOpen } : {}),
+    ...(expiresAt ? { expiresAt } : {}),
+  };
+  return { options, certAuthority };
+}
+
+function splitOptions(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\\' && quoted && text[i + 1] === '"') {
+      cur += '\\"';
+      i++;
+    } else if (c === '"') {
+      quoted = !quoted;
+      cur += c;
+    } else if (c === ',' && !quoted) {
+      if (cur) out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+function parsePermitOpen(v: string): PermitOpen | null {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5}|\*)$/.exec(v.trim());
+  if (!m) return null;
+  const host = (m[1] ?? m[2])!;
+  const port = m[3] === '*' ? '*' : Number(m[3]);
+  if (port !== '*' && (port < 1 || port > 65535)) return null;
+  return { host, port };
+}
+
+/** expiry-time: YYYYMMDD[HHMM[SS]], local time unless it ends in Z (sshd's rule). */
+function parseExpiry(v: string): Date | null {
+  const m = /^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2})?)?(Z?)$/.exec(v);
+  if (!m) return null;
+  const [, y, mo, d, h = '0', mi = '0', s = '0', z] = m;
+  const parts = [Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)] as const;
+  const date = z ? new Date(Date.UTC(...parts)) : new Date(...parts);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+/** from=: patterns matched against the client's address (holdfast does no reverse DNS, like sshd with UseDNS no). */
+export function fromAllows(options: KeyOptions, clientIp: string): boolean {
+  if (!options.from) return true;
+  const ip = unmapIPv4(clientIp);
+  const positive: string[] = [];
+  for (const raw of options.from) {
+    const negated = raw.startsWith('!');
+    const pat = negated ? raw.slice(1) : raw;
+    const hit = pat.includes('/') ? cidrMatch(pat, ip) : matchPatternList([ip], [pat]);
+    if (hit && negated) return false;
+    if (hit) positive.push(pat);
+  }
+  return positive.length > 0;
+}
+
+function cidrMatch(cidr: string, ip: string): boolean {
+  const [net0, bits] = cidr.split('/');
+  const fam = net.isIP(net0 ?? '');
+  const ipFam = net.isIP(ip);
+  if (fam === 0 || ipFam === 0 || !/^\d+$/.test(bits ?? '')) return false;
+  const list = new net.BlockList();
+  try {
+    list.addSubnet(net0!, Number(bits), fam === 6 ? 'ipv6' : 'ipv4');
+  } catch {
+    return false;
+  }
+  return list.check(ip, ipFam === 6 ? 'ipv6' : 'ipv4');
+}
+
+/** permitopen=: matched against the host and port as the client requested them (sshd does the same). */
+export function permitOpenAllows(options: KeyOptions, host: string, port: number): boolean {
+  if (!options.permitOpen) return true;
+  return options.permitOpen.some(
+    (p) => (p.host === '*' || p.host.toLowerCase() === host.toLowerCase()) && (p.port === '*' || p.port === port),
+  );
+}
+
+export function unmapIPv4(ip: string): string {
+  return ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+}

@@ -1,0 +1,68 @@
+/**
+ * Host keys: OpenSSH-format private keys. A configured key that does not exist is created (ed25519,
+ * mode 0600, folder 0700), as sshd's packaging does with ssh-keygen -A. ssh2 cannot read PKCS#8.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { utils } from './ssh2.js';
+
+export type HostKeyState =
+  | { readonly state: 'ok'; readonly type: string }
+  | { readonly state: 'missing' }
+  | { readonly state: 'bad'; readonly message: string };
+
+export function inspectHostKey(file: string): HostKeyState {
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      const blocker = nearestExistingAncestor(path.dirname(file));
+      if (blocker && !fs.statSync(blocker).isDirectory()) {
+        return { state: 'bad', message: `cannot create host key: ${blocker} is not a directory` };
+      }
+      return { state: 'missing' };
+    }
+    if (code === 'EISDIR') return { state: 'bad', message: `${file} is a directory, not a host key file` };
+    return { state: 'bad', message: `cannot read host key ${file}: ${code ?? String(err)}` };
+  }
+  const parsed = utils.parseKey(data);
+  if (parsed instanceof Error) {
+    return { state: 'bad', message: `${file} is not a usable host key (${parsed.message}); holdfast reads OpenSSH-format private keys (ssh-keygen -t ed25519 -N '' -f FILE)` };
+  }
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || !key.isPrivateKey()) return { state: 'bad', message: `${file} holds no private key` };
+  return { state: 'ok', type: key.type };
+}
+
+function nearestExistingAncestor(dir: string): string | null {
+  let d = dir;
+  for (let i = 0; i < 64; i++) {
+    if (fs.existsSync(d)) return d;
+    const up = path.dirname(d);
+    if (up === d) return null;
+    d = up;
+  }
+  return null;
+}
+
+/** Reads the key, creating it first when missing. Returns the key bytes and whether it was created. */
+export function loadOrCreateHostKey(file: string): { key: Buffer; created: boolean } {
+  try {
+    return { key: fs.readFileSync(file), created: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const pair = utils.generateKeyPairSync('ed25519', { comment: 'holdfast host key' });
+  try {
+    // 'wx': never overwrite a key another process created meanwhile.
+    fs.writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return { key: fs.readFileSync(file), created: false };
+  }
+  return { key: Buffer.from(pair.private), created: true };
+}

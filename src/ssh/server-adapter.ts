@@ -1,0 +1,96 @@
+/**
+ * ssh2 Server set-up and the few private corners of ssh2 holdfast has to touch. Each is named here,
+ * explained, and covered by test/unit/ssh2-internals.test.ts so a change in ssh2 fails loudly.
+ */
+import type net from 'node:net';
+import { Server, ssh2Constants, type Connection } from './ssh2.js';
+
+const { CHANNEL_OPEN_FAILURE, DISCONNECT_REASON } = ssh2Constants;
+
+/**
+ * ssh2's Server pings every client every 15 s on its own (Server.KEEPALIVE_CLIENT_INTERVAL), per
+ * server, and `keepaliveInterval: 0` does not turn that off. holdfast runs its own per-route client-leg
+ * keepalive, so the built-in one is switched off here, for the whole process.
+ */
+export function disableBuiltinKeepalive(): void {
+  const S = Server as unknown as { KEEPALIVE_CLIENT_INTERVAL: number; KEEPALIVE_CLIENT_COUNT_MAX: number };
+  S.KEEPALIVE_CLIENT_INTERVAL = 0;
+  S.KEEPALIVE_CLIENT_COUNT_MAX = -1;
+}
+
+/**
+ * Algorithms: ssh2's defaults minus diffie-hellman-group-exchange-* (advertised by ssh2 but not
+ * implemented server-side: a client that insists on it fails) and minus SHA-1 `ssh-rsa` host-key
+ * signatures (OpenSSH >= 8.8 refuses them too).
+ */
+export function serverAlgorithms() {
+  return {
+    kex: ssh2Constants.DEFAULT_KEX.filter((k) => !k.startsWith('diffie-hellman-group-exchange')),
+    serverHostKey: ssh2Constants.DEFAULT_SERVER_HOST_KEY.filter((k) => k !== 'ssh-rsa'),
+    cipher: [...ssh2Constants.DEFAULT_CIPHER],
+    hmac: [...ssh2Constants.DEFAULT_MAC],
+  };
+}
+
+export type ConnectionHandler = (conn: Connection, socket: net.Socket) => void;
+
+/**
+ * One ssh2 Server for the process; sockets come from holdfast's own listeners via the public
+ * injectSocket(), so holdfast sets TCP options and counts connections before any SSH byte.
+ */
+export function createSsh2Server(hostKeys: Buffer[], ident: string, onConnection: ConnectionHandler): InstanceType<typeof Server> {
+  disableBuiltinKeepalive();
+  const server = new Server({ hostKeys, ident, algorithms: serverAlgorithms() } as ConstructorParameters<typeof Server>[0]);
+  server.on('connection', (conn: Connection) => onConnection(conn, connectionSocket(conn)));
+  return server;
+}
+
+/** The TCP socket under an ssh2 server-side connection (private `_sock`; ssh2 offers no accessor). */
+export function connectionSocket(conn: Connection): net.Socket {
+  return (conn as unknown as { _sock: net.Socket })._sock;
+}
+
+export type OpenFailure = 'prohibited' | 'connect-failed' | 'unknown-type' | 'resource-shortage';
+
+const OPEN_FAILURE_CODE: Record<OpenFailure, number> = {
+  prohibited: CHANNEL_OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED!,
+  'connect-failed': CHANNEL_OPEN_FAILURE.CONNECT_FAILED!,
+  'unknown-type': CHANNEL_OPEN_FAILURE.UNKNOWN_CHANNEL_TYPE!,
+  'resource-shortage': CHANNEL_OPEN_FAILURE.RESOURCE_SHORTAGE!,
+};
+
+/**
+ * Rejects a channel open with a chosen reason code and a description the user's ssh prints
+ * ("channel 0: open failed: administratively prohibited: <description>"). ssh2's reject() always
+ * sends CONNECT_FAILED with an empty description; it calls protocol.channelOpenFail synchronously,
+ * so the call is redirected for exactly that one invocation.
+ */
+export function rejectChannel(conn: Connection, reject: () => void, why: OpenFailure, description: string): void {
+  const proto = (conn as unknown as { _protocol: { channelOpenFail: (r: number, code: number, desc: string) => void } })._protocol;
+  const original = proto.channelOpenFail;
+  proto.channelOpenFail = function (recipient: number) {
+    return original.call(this, recipient, OPEN_FAILURE_CODE[why], description);
+  };
+  try {
+    reject();
+  } finally {
+    proto.channelOpenFail = original;
+  }
+}
+
+/** Sends SSH_MSG_DISCONNECT with a reason code (ssh2 sends no description) and ends the socket. */
+export function disconnect(conn: Connection, reason: 'too-many-auth-failures' | 'by-application' | 'protocol-error'): void {
+  const code =
+    reason === 'too-many-auth-failures'
+      ? DISCONNECT_REASON.NO_MORE_AUTH_METHODS_AVAILABLE!
+      : reason === 'protocol-error'
+        ? DISCONNECT_REASON.PROTOCOL_ERROR!
+        : DISCONNECT_REASON.BY_APPLICATION!;
+  const proto = (conn as unknown as { _protocol: { disconnect(code: number): void } })._protocol;
+  try {
+    proto.disconnect(code);
+  } catch {
+    // The socket may already be gone; the caller destroys it either way.
+  }
+  connectionSocket(conn).end();
+}

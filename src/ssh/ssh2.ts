@@ -1,0 +1,32 @@
+/**
+ * The one import of ssh2. ssh2 is CommonJS; Node's ESM loader gives us its module.exports as the
+ * default export. Everything else in holdfast imports ssh2's pieces from here (only src/ssh/ and
+ * src/legs/ may), so a change of ssh2's shape shows up in one place.
+ */
+import { createRequire } from 'node:module';
+import ssh2 from 'ssh2';
+
+export const { Server, Client, utils } = ssh2;
+export type { Connection, ServerChannel, AuthContext, PublicKeyAuthContext, ParsedKey, ClientChannel } from 'ssh2';
+
+const require = createRequire(import.meta.url);
+
+/** ssh2 internals we rely on; pinned ssh2 version, checked by test/unit/ssh2-internals.test.ts. */
+export const ssh2Constants = require('ssh2/lib/protocol/constants.js') as {
+  DEFAULT_KEX: string[];
+  DEFAULT_SERVER_HOST_KEY: string[];
+  DEFAULT_CIPHER: string[];
+  DEFAULT_MAC: string[];
+  CHANNEL_OPEN_FAILURE: Record<string, number>;
+  DISCONNECT_REASON: Record<string, number>;
+};
+
+/** True when ssh2's native crypto binding (built by node-gyp at install) is loaded. */
+export function nativeCryptoAvailable(): boolean {
+  try {
+    const crypto = require('ssh2/lib/protocol/crypto.js') as { bindingAvailable?: boolean };
+    return crypto.bindingAvailable === true;
+  } catch {
+    return false;
+  }
+}

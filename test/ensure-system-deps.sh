@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need from Debian when it is missing: the OpenSSH server (a real
+# target and bastion), the OpenSSH client, iproute2 (ss, ip netns), nftables and conntrack (kernel
+# middleboxes). Runs as root with apt-get; otherwise it says what is missing and the tests that need
+# it say what they skipped.
+set -u
+need=()
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
+[ ${#need[@]} -eq 0 ] && exit 0
+pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test setup: installing $pkgs(apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  if apt-get install -y --no-install-recommends $pkgs >/tmp/holdfast-test-apt.log 2>&1 \
+     || { apt-get update >>/tmp/holdfast-test-apt.log 2>&1 \
+          && apt-get install -y --no-install-recommends $pkgs >>/tmp/holdfast-test-apt.log 2>&1; }; then
+    echo "test setup: installed $pkgs"
+  else
+    echo "test setup: could not install $pkgs (see /tmp/holdfast-test-apt.log); tests that need them will say they skipped"
+  fi
+else
+  echo "test setup: missing $pkgs and not root with apt-get: tests that need them will say they skipped"
+fi
+exit 0

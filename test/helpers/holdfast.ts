@@ -1,0 +1,80 @@
+/**
+ * Runs the real `holdfast serve` (bin/holdfast.js) as a child process with a temporary config and
+ * reads its JSON log lines.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { waitFor } from './wait.js';
+import { stopProcess } from './sshd.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BIN = path.join(ROOT, 'bin', 'holdfast.js');
+
+export type LogLine = Record<string, unknown> & { event: string; level: string };
+
+export interface Holdfast {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly logs: LogLine[];
+  readonly stderr: () => string;
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number, what?: string): Promise<LogLine>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface StartOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly args?: string[];
+}
+
+/** Starts holdfast with `yaml` written to DIR/holdfast.yaml (null = no --config). */
+export async function startHoldfast(dir: string, yaml: string | null, opts: StartOptions = {}): Promise<Holdfast> {
+  const args = [BIN, 'serve'];
+  if (yaml !== null) {
+    const file = path.join(dir, 'holdfast.yaml');
+    fs.writeFileSync(file, yaml);
+    args.push('--config', file);
+  }
+  const proc = spawn(process.execPath, [...args, ...(opts.args ?? [])], {
+    cwd: dir,
+    env: { ...process.env, HOLDFAST_CONFIG: '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let err = '';
+  let buf = '';
+  proc.stdout!.setEncoding('utf8');
+  proc.stdout!.on('data', (d: string) => {
+    buf += d;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        err += `[stdout, not JSON] ${line}\n`;
+      }
+    }
+  });
+  proc.stderr!.on('data', (d) => (err += d));
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000, what = 'a log line') =>
+    waitFor(() => logs.find(pred) ?? (proc.exitCode !== null ? Promise.reject(new Error(`holdfast exited ${proc.exitCode}: ${err}`)) : undefined), {
+      timeoutMs,
+      what,
+    });
+  const started = await waitForLog((l) => l.event === 'started', 15_000, 'holdfast to start');
+  const port = Number(String((started.listen as string[])[0]).split(':').pop());
+  return {
+    proc,
+    port,
+    logs,
+    stderr: () => err,
+    waitForLog,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      await stopProcess(proc, signal, 15_000);
+      return proc.exitCode;
+    },
+  };
+}

@@ -22,8 +22,12 @@ export function formatKeyPath(path: readonly PropertyKey[]): string {
 }
 
 export class ConfigError extends Error {
-  constructor(readonly problems: readonly ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: readonly ConfigProblem[]) {
+    const sorted = [...problems].sort((a, b) => a.line - b.line || a.col - b.col);
+    super(sorted.map(formatProblem).join('\n'));
+    this.problems = sorted;
     this.name = 'ConfigError';
   }
 }

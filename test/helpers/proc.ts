@@ -1,0 +1,13 @@
+import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+/** Open file descriptors of a process (Linux /proc). */
+export function openFds(pid: number): number {
+  return fs.readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** TCP connections of `pid` whose remote port is `port` (any state but LISTEN), from `ss -tanp`. */
+export function tcpConnectionsTo(pid: number, port: number): string[] {
+  const out = execFileSync('ss', ['-H', '-tanp', 'dport', `= :${port}`], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.includes(`pid=${pid},`));
+}

@@ -1,0 +1,147 @@
+/**
+ * Issue 2, acceptance 4: `holdfast check` exits 78 and prints FILE:LINE:COL for each fault; every
+ * example config passes; the published JSON Schema is the one the code generates.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { holdfast } from '../helpers/cli.js';
+import { ROOT } from '../helpers/holdfast.js';
+import { keygen, publicKey, removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+describe('holdfast check', function () {
+  let dir: string;
+
+  before(function () {
+    dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'authorized_keys'), `${publicKey(keygen(dir, 'user'))}\n`);
+  });
+  after(removeTempDirs);
+
+  function check(name: string, yaml: string) {
+    fs.writeFileSync(path.join(dir, name), yaml);
+    return holdfast(['check', '--config', name], { cwd: dir });
+  }
+
+  const broken: Array<{ what: string; yaml: string; lines: string[] }> = [
+    {
+      what: 'a YAML syntax error (tab indentation)',
+      yaml: 'listen:\n\t- port: 2222\nroutes: []\n',
+      lines: ['bad.yaml:2:1: YAML syntax error: Tabs are not allowed as indentation'],
+    },
+    {
+      what: 'a YAML syntax error (misaligned mapping)',
+      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    to: ["a"]\n  - name: lab2\n  to: x\n',
+      lines: ['bad.yaml:6:1: YAML syntax error: All mapping items must start at the same column'],
+    },
+    {
+      what: 'an unknown key, named by its path',
+      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    to: ["*.lab"]\n    kepalive:\n      client: { interval: 10s }\n',
+      lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, keepalive)'],
+    },
+    {
+      what: 'an unknown top-level key',
+      yaml: 'authorizedKeys: authorized_keys\nlisten_port: 22\nroutes: []\n',
+      lines: [
+        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, loginGraceTime, maxAuthTries, maxChannels, connectTimeout, shutdownTimeout, logLevel, keepalive, routes)',
+      ],
+    },
+    {
+      what: 'a bad duration',
+      yaml: 'authorizedKeys: authorized_keys\nkeepalive:\n  client: { interval: 10 parsecs, countMax: 3 }\nroutes: []\n',
+      lines: ['bad.yaml:3:23: keepalive.client.interval: "10 parsecs" is not a valid duration (use seconds, or a string with units: 500ms, 30s, 5m, 1h)'],
+    },
+    {
+      what: 'a bad CIDR and a bad port',
+      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    to:\n      - "*.lab"\n      - "198.18.4.0/33"\n      - "db*:abc"\n',
+      lines: [
+        'bad.yaml:6:9: routes[0].to[1]: "198.18.4.0/33" is not a valid CIDR (expected e.g. 198.18.4.0/24 or 2001:db8::/32)',
+        'bad.yaml:7:9: routes[0].to[2]: "db*:abc" is not a valid port (use 1-65535 or *)',
+      ],
+    },
+    {
+      what: 'a missing authorized_keys file',
+      yaml: 'listen: [{port: 2222}]\nauthorizedKeys: keys/missing\nroutes: []\n',
+      lines: [`bad.yaml:2:17: authorizedKeys: DIR/keys/missing does not exist; create it with the users' public keys (OpenSSH authorized_keys format)`],
+    },
+    {
+      what: 'a host key file that is not a private key',
+      yaml: 'authorizedKeys: authorized_keys\nhostKeys:\n  - authorized_keys\nroutes: []\n',
+      lines: ['bad.yaml:3:5: hostKeys[0]: DIR/authorized_keys holds no private key'],
+    },
+    {
+      what: 'a missing required key and a wrong type',
+      yaml: 'authorizedKeys: authorized_keys\nmaxAuthTries: many\n',
+      lines: ['bad.yaml:1:1: routes: is required', 'bad.yaml:2:15: maxAuthTries: expected number, received string'],
+    },
+    {
+      what: 'duplicate route names',
+      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: a\n    to: [x]\n  - name: a\n    to: [y]\n',
+      lines: ['bad.yaml:5:11: routes[1].name: duplicate route name "a" (also routes[0])'],
+    },
+  ];
+
+  for (const b of broken) {
+    it(`exits 78 with FILE:LINE:COL on ${b.what}`, function () {
+      const r = check('bad.yaml', b.yaml);
+      expect(r.code, r.stderr).to.equal(78);
+      expect(r.stderr.trimEnd().split('\n')).to.deep.equal(b.lines.map((l) => l.replaceAll('DIR', dir)));
+      expect(r.stdout).to.equal('');
+    });
+  }
+
+  it('exits 78 when the config file does not exist', function () {
+    const r = holdfast(['check', '--config', 'nope.yaml'], { cwd: dir });
+    expect(r.code).to.equal(78);
+    expect(r.stderr).to.equal('nope.yaml:1:1: cannot read config: no such file\n');
+  });
+
+  it('accepts every example config', function () {
+    const examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml'));
+    expect(examples.length).to.be.greaterThanOrEqual(2);
+    for (const f of examples) {
+      const r = holdfast(['check', '--config', path.join(ROOT, 'examples', f)]);
+      expect(r.code, `${f}: ${r.stderr}`).to.equal(0);
+      expect(r.stdout).to.include(': OK');
+    }
+  });
+
+  it('summarizes listeners and routes of a valid config, and takes HOLDFAST_CONFIG', function () {
+    fs.writeFileSync(
+      path.join(dir, 'good.yaml'),
+      'listen: [{address: 127.0.0.1, port: 2022}]\nauthorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    users: [alice]\n    to: ["*.lab:*"]\n    keepalive: { upstream: { interval: 20s } }\n',
+    );
+    const r = holdfast(['check'], { cwd: dir, env: { HOLDFAST_CONFIG: 'good.yaml' } });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('good.yaml: OK');
+    expect(r.stdout).to.include('listen: 127.0.0.1:2022');
+    expect(r.stdout).to.include('lab: users alice; to *.lab:*; keepalive client 30s x 3, upstream 20s x 3');
+  });
+
+  it('checks the embedded default when no config is given', function () {
+    const home = tempDir();
+    const r = holdfast(['check'], { env: { HOME: home, HOLDFAST_STATE_DIR: path.join(home, 'state') } });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('<embedded default>: OK');
+    expect(r.stdout).to.include('listen: 0.0.0.0:2222');
+    expect(r.stdout).to.include('default: users (any); to *:22');
+    expect(r.stdout).to.include(`warning: authorizedKeys: ${home}/.ssh/authorized_keys does not exist`);
+    expect(fs.existsSync(path.join(home, 'state')), 'check creates nothing').to.equal(false);
+  });
+
+  it('prints the JSON Schema, identical to schema/holdfast.schema.json', function () {
+    const r = holdfast(['schema']);
+    expect(r.code).to.equal(0);
+    const schema = JSON.parse(r.stdout) as { properties: Record<string, unknown>; additionalProperties: boolean };
+    expect(schema.additionalProperties).to.equal(false);
+    expect(Object.keys(schema.properties)).to.include.members(['listen', 'hostKeys', 'authorizedKeys', 'keepalive', 'routes', 'loginGraceTime', 'maxAuthTries']);
+    const published = fs.readFileSync(path.join(ROOT, 'schema', 'holdfast.schema.json'), 'utf8');
+    expect(published, 'regenerate with: node bin/holdfast.js schema > schema/holdfast.schema.json').to.equal(r.stdout);
+  });
+
+  it('rejects an unknown command with usage exit 64', function () {
+    const r = holdfast(['frobnicate']);
+    expect(r.code).to.equal(64);
+    expect(r.stderr).to.include('holdfast --help');
+  });
+});

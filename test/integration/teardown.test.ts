@@ -1,0 +1,65 @@
+/**
+ * Issue 2, acceptance 5: after 20 sequential and 20 concurrent `ssh -J` sessions end, holdfast holds
+ * no socket to the target and its open file count is back where it started.
+ */
+import { expect } from 'chai';
+import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
+import { publicKey, removeTempDirs } from '../helpers/tmp.js';
+import { sshJump } from '../helpers/ssh.js';
+import { openFds, tcpConnectionsTo } from '../helpers/proc.js';
+import { waitFor } from '../helpers/wait.js';
+
+describe('teardown: no sockets, timers or upstream connections left behind', function () {
+  let scene: Scene;
+  let hf: Holdfast;
+
+  before(async function () {
+    requireSshd(this);
+    scene = await makeScene(['alice']);
+    scene.authorize('alice', [publicKey(scene.keys.alice!)]);
+    hf = await startHoldfast(
+      scene.dir,
+      `listen: [{address: 127.0.0.1, port: 0}]
+hostKeys: [hk/key]
+authorizedKeys: ak/%u
+routes:
+  - name: target
+    to: ["127.0.0.1:${scene.sshd.port}"]
+`,
+    );
+  });
+
+  after(async function () {
+    await hf?.stop();
+    await scene?.sshd.stop();
+    removeTempDirs();
+  });
+
+  it('20 sequential and 20 concurrent sessions leave the fd count where it started', async function () {
+    this.timeout(120_000);
+    const pid = hf.proc.pid!;
+    // One session first, so lazily opened handles (DNS, crypto) are part of the baseline.
+    const warm = await sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'true');
+    expect(warm.code).to.equal(0);
+    await waitFor(() => hf.logs.filter((l) => l.event === 'session-close').length === 1, { what: 'warm-up session to close' });
+    const baseline = openFds(pid);
+
+    for (let i = 0; i < 20; i++) {
+      const r = await sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, `echo seq-${i}`);
+      expect(r.stdout.toString()).to.equal(`seq-${i}\n`);
+    }
+    const concurrent = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, `sleep 0.5; echo par-${i}`)),
+    );
+    concurrent.forEach((r, i) => expect(r.stdout.toString()).to.equal(`par-${i}\n`));
+
+    await waitFor(() => hf.logs.filter((l) => l.event === 'session-close').length === 41, { what: '41 session-close lines' });
+    const fds = await waitFor(() => (openFds(pid) === baseline ? baseline : 0), { timeoutMs: 5000, what: `fd count back to ${baseline}` }).catch(() => openFds(pid));
+    expect(fds, 'open fds after the sessions').to.equal(baseline);
+    expect(tcpConnectionsTo(pid, scene.sshd.port), 'sockets to the target').to.deep.equal([]);
+    const closes = hf.logs.filter((l) => l.event === 'channel-close');
+    expect(closes).to.have.length(41);
+    for (const c of closes) expect(c.reason).to.be.oneOf(['upstream-closed', 'peer-closed', 'session-closed']);
+  });
+});

@@ -9,6 +9,17 @@ import { publicKey, removeTempDirs } from '../helpers/tmp.js';
 import { sshJump } from '../helpers/ssh.js';
 import { openFds, tcpConnectionsTo } from '../helpers/proc.js';
 import { waitFor } from '../helpers/wait.js';
+import { Writable } from 'node:stream';
+import { loadConfigText } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { HoldfastServer } from '../../src/server.js';
+
+/** Counts of live handles and timers in this process, by kind (Timeout, TCPSocketWrap, ...). */
+function resources(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of process.getActiveResourcesInfo()) out[r] = (out[r] ?? 0) + 1;
+  return out;
+}
 
 describe('teardown: no sockets, timers or upstream connections left behind', function () {
   let scene: Scene;
@@ -61,5 +72,41 @@ routes:
     const closes = hf.logs.filter((l) => l.event === 'channel-close');
     expect(closes).to.have.length(41);
     for (const c of closes) expect(c.reason).to.be.oneOf(['upstream-closed', 'peer-closed', 'session-closed']);
+  });
+
+  it('in-process: no timer or socket outlives its session (normal end, refused channel, silent client)', async function () {
+    this.timeout(60_000);
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+        cb();
+      },
+    });
+    const { config } = loadConfigText(
+      `listen: [{address: 127.0.0.1, port: 0}]\nhostKeys: [hk/inproc]\nauthorizedKeys: ak/%u\nloginGraceTime: 1s\nroutes:\n  - name: t\n    to: ["127.0.0.1:${scene.sshd.port}"]\n`,
+      { displayName: 'inproc.yaml', baseDir: scene.dir, embedded: false },
+    );
+    const server = new HoldfastServer(config, createLogger({ json: true, stream: sink }));
+    const [bound] = await server.start();
+    const closes = () => lines.filter((l) => l.event === 'session-close').length;
+    // Warm-up, then the baseline.
+    await sshJump(scene.cfg.alice!, 'alice', bound!.port, scene.sshd.port, 'true');
+    await waitFor(() => closes() === 1 && server.sessionCount === 0, { what: 'warm-up close' });
+    const baseline = resources();
+
+    const ok = await sshJump(scene.cfg.alice!, 'alice', bound!.port, scene.sshd.port, 'echo in-process');
+    expect(ok.stdout.toString()).to.equal('in-process\n');
+    const refused = await sshJump(scene.cfg.alice!, 'alice', bound!.port, 9, 'true');
+    expect(refused.code).to.equal(255);
+    const silent = (await import('node:net')).connect(bound!.port, '127.0.0.1');
+    silent.on('error', () => {});
+    silent.resume(); // read the server's banner, so its FIN is seen
+    await new Promise((r) => silent.once('close', r));
+    await waitFor(() => closes() === 4 && server.sessionCount === 0, { what: 'three more session-close lines' });
+    await waitFor(() => JSON.stringify(resources()) === JSON.stringify(baseline), { timeoutMs: 3000, what: 'resources back to baseline' }).catch(() => {});
+    expect(resources()).to.deep.equal(baseline);
+    expect(lines.filter((l) => l.event === 'session-close').map((l) => l.reason)).to.deep.equal(['peer-closed', 'peer-closed', 'peer-closed', 'login-grace']);
+    await server.stop();
   });
 });

@@ -1,0 +1,132 @@
+/**
+ * `holdfast serve`: the embedded default (acceptance 1's run command), signals, reload, and the
+ * failures an operator meets first (port in use, bad config).
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { expect } from 'chai';
+import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { startHoldfast } from '../helpers/holdfast.js';
+import { holdfast } from '../helpers/cli.js';
+import { publicKey, removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { run, sshJump } from '../helpers/ssh.js';
+
+describe('holdfast serve', function () {
+  let scene: Scene;
+
+  before(async function () {
+    requireSshd(this);
+    scene = await makeScene(['alice']);
+    scene.authorize('alice', [publicKey(scene.keys.alice!)]);
+  });
+  after(async function () {
+    await scene?.sshd.stop();
+    removeTempDirs();
+  });
+
+  it('runs on the embedded default with no config: :2222, host key created 0600, ~/.ssh/authorized_keys, any host on port 22', async function () {
+    this.timeout(30_000);
+    const home = tempDir();
+    fs.mkdirSync(path.join(home, '.ssh'), { mode: 0o700 });
+    fs.writeFileSync(path.join(home, '.ssh', 'authorized_keys'), `${publicKey(scene.keys.alice!)}\n`, { mode: 0o600 });
+    const state = path.join(home, 'state');
+    const hf = await startHoldfast(home, null, { env: { HOME: home, HOLDFAST_STATE_DIR: state } });
+    try {
+      const chose = hf.logs.find((l) => l.event === 'embedded-default');
+      expect(chose, 'logs what it chose').to.not.equal(undefined);
+      expect(chose!.authorizedKeys).to.equal(path.join(home, '.ssh', 'authorized_keys'));
+      expect(hf.port).to.equal(2222);
+      const key = path.join(state, 'ssh_host_ed25519_key');
+      expect(fs.statSync(key).mode & 0o777).to.equal(0o600);
+      expect(fs.readFileSync(key, 'utf8')).to.match(/^-----BEGIN OPENSSH PRIVATE KEY-----/);
+      await hf.waitForLog((l) => l.event === 'host-key-created' && l.file === key);
+
+      // Port 22 is what the default route allows: the sshd on another port is refused...
+      const refused = await sshJump(scene.cfgInfo.alice!, 'alice', 2222, scene.sshd.port, 'true');
+      expect(refused.stderr).to.include('administratively prohibited');
+      // ...while port 22 is allowed (whatever answers there, the open is attempted, not refused).
+      const allowed = await run('ssh', ['-F', scene.cfgInfo.alice!, '-p', '2222', '-W', '127.0.0.1:22', 'alice@127.0.0.1'], { timeoutMs: 20_000 });
+      expect(allowed.stderr).to.not.include('administratively prohibited');
+      expect(hf.logs.some((l) => (l.event === 'channel-open' || l.event === 'channel-connect-failed') && l.dst === '127.0.0.1:22')).to.equal(true);
+    } finally {
+      expect(await hf.stop()).to.equal(0);
+    }
+  });
+
+  it('SIGTERM with a session open: closes it with reason "shutdown" and exits 0 within the bound', async function () {
+    this.timeout(30_000);
+    const hf = await startHoldfast(scene.dir, config(scene, 'shutdownTimeout: 2s'));
+    const session = sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'sleep 60');
+    await hf.waitForLog((l) => l.event === 'channel-open');
+    const t0 = Date.now();
+    const code = await hf.stop('SIGTERM');
+    const took = Date.now() - t0;
+    expect(code).to.equal(0);
+    expect(took).to.be.lessThan(2000 + 1500);
+    const close = hf.logs.find((l) => l.event === 'session-close');
+    expect(close?.reason).to.equal('shutdown');
+    expect(hf.logs.find((l) => l.event === 'channel-close')?.reason).to.equal('shutdown');
+    const r = await session;
+    expect(r.code, 'the user\'s ssh ends too').to.not.equal(0);
+  });
+
+  it('SIGINT on an idle server exits 0', async function () {
+    const hf = await startHoldfast(scene.dir, config(scene));
+    expect(await hf.stop('SIGINT')).to.equal(0);
+    expect(hf.logs.some((l) => l.event === 'shutdown-complete')).to.equal(true);
+  });
+
+  it('SIGHUP reloads routes; a broken config on reload is refused and the old one kept', async function () {
+    this.timeout(30_000);
+    const hf = await startHoldfast(scene.dir, config(scene));
+    try {
+      const before = await sshJump(scene.cfgInfo.alice!, 'alice', hf.port, scene.sshd.port, 'echo ok');
+      expect(before.stdout.toString()).to.equal('ok\n');
+      const file = path.join(scene.dir, 'holdfast.yaml');
+      fs.writeFileSync(file, config(scene).replace(`127.0.0.1:${scene.sshd.port}`, '127.0.0.1:1'));
+      hf.proc.kill('SIGHUP');
+      await hf.waitForLog((l) => l.event === 'reloaded');
+      const after = await sshJump(scene.cfgInfo.alice!, 'alice', hf.port, scene.sshd.port, 'echo ok');
+      expect(after.stderr).to.include('administratively prohibited');
+
+      fs.writeFileSync(file, 'routes: [oops\n');
+      hf.proc.kill('SIGHUP');
+      const failed = await hf.waitForLog((l) => l.event === 'reload-failed');
+      expect(String((failed.problems as string[])[0])).to.match(/holdfast\.yaml:\d+:\d+: YAML syntax error/);
+      expect(hf.proc.exitCode).to.equal(null);
+    } finally {
+      expect(await hf.stop()).to.equal(0);
+    }
+  });
+
+  it('exits 1 with a clear message when the port is taken', async function () {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    fs.writeFileSync(path.join(scene.dir, 'taken.yaml'), config(scene).replace('port: 0', `port: ${port}`));
+    const r = holdfast(['serve', '--config', 'taken.yaml'], { cwd: scene.dir });
+    blocker.close();
+    expect(r.code).to.equal(1);
+    const line = r.stdout.split('\n').find((l) => l.includes('listen-failed'));
+    expect(JSON.parse(line!).error).to.equal(`cannot listen on 127.0.0.1:${port}: the address is in use (another holdfast or sshd?); pick another listen.port`);
+  });
+
+  it('exits 78 with FILE:LINE:COL and opens nothing when the config is bad', async function () {
+    fs.writeFileSync(path.join(scene.dir, 'bad.yaml'), 'routes:\n  - name: x\n    to: ["a:99999"]\n');
+    const r = holdfast(['serve', '--config', 'bad.yaml'], { cwd: scene.dir });
+    expect(r.code).to.equal(78);
+    expect(r.stderr).to.match(/^bad\.yaml:3:10: routes\[0\]\.to\[0\]: "a:99999" is not a valid port/);
+  });
+});
+
+function config(scene: Scene, extra = ''): string {
+  return `listen: [{address: 127.0.0.1, port: 0}]
+hostKeys: [hk/key]
+authorizedKeys: ak/%u
+${extra}
+routes:
+  - name: target
+    to: ["127.0.0.1:${scene.sshd.port}"]
+`;
+}

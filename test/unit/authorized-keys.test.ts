@@ -1,0 +1,107 @@
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fromAllows, parseAuthorizedKeys, permitOpenAllows } from '../../src/ssh/authorized-keys.js';
+import { AuthorizedKeysStore, matchOfferedKey } from '../../src/ssh/auth.js';
+import { keygen, publicKey, removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+describe('authorized_keys', function () {
+  let dir: string;
+  let ed: string;
+  let ecdsa: string;
+  let rsa: string;
+  before(function () {
+    dir = tempDir();
+    ed = publicKey(keygen(dir, 'ed', 'ed25519'));
+    ecdsa = publicKey(keygen(dir, 'ec', 'ecdsa'));
+    rsa = publicKey(keygen(dir, 'rsa', 'rsa'));
+  });
+  after(removeTempDirs);
+
+  it('parses plain ed25519, ECDSA and RSA lines, comments and blank lines', function () {
+    const r = parseAuthorizedKeys(`# comment\n\n${ed}\n${ecdsa}\r\n${rsa}\n`);
+    expect(r.skipped).to.deep.equal([]);
+    expect(r.keys.map((k) => [k.type, k.line])).to.deep.equal([['ssh-ed25519', 3], ['ecdsa-sha2-nistp256', 4], ['ssh-rsa', 5]]);
+    expect(r.keys[0]!.comment).to.equal('ed@test');
+  });
+
+  it('parses options with quoted values, commas and escaped quotes', function () {
+    const line = `from="10.0.0.0/8,!10.9.9.9,192.0.2.*",permitopen="db1:22",permitopen="[2001:db8::1]:*",command="echo \\"hi, there\\"",no-pty ${ed}`;
+    const [k] = parseAuthorizedKeys(line).keys;
+    expect(k!.options.from).to.deep.equal(['10.0.0.0/8', '!10.9.9.9', '192.0.2.*']);
+    expect(k!.options.permitOpen).to.deep.equal([{ host: 'db1', port: 22 }, { host: '2001:db8::1', port: '*' }]);
+    expect(k!.options.portForwarding).to.equal(true);
+  });
+
+  it('restrict and no-port-forwarding turn forwarding off; port-forwarding after restrict turns it back on', function () {
+    expect(parseAuthorizedKeys(`restrict ${ed}`).keys[0]!.options.portForwarding).to.equal(false);
+    expect(parseAuthorizedKeys(`no-port-forwarding ${ed}`).keys[0]!.options.portForwarding).to.equal(false);
+    expect(parseAuthorizedKeys(`restrict,port-forwarding ${ed}`).keys[0]!.options.portForwarding).to.equal(true);
+  });
+
+  it('skips, with a reason, what it cannot honour', function () {
+    const r = parseAuthorizedKeys(
+      [`bogus-option ${ed}`, `cert-authority ${ed}`, `from="unterminated ${ed}`, 'sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t x', 'ssh-ed25519 !!notbase64', `permitopen="nohost" ${ed}`].join('\n'),
+    );
+    expect(r.keys).to.deep.equal([]);
+    expect(r.skipped.map((s) => s.line)).to.deep.equal([1, 2, 3, 4, 5, 6]);
+    expect(r.skipped[0]!.why).to.equal('unknown option "bogus-option"');
+    expect(r.skipped[1]!.why).to.include('cert-authority');
+    expect(r.skipped[3]!.why).to.include('security-key');
+  });
+
+  it('from= matches addresses, globs and CIDRs, with negation', function () {
+    const o = parseAuthorizedKeys(`from="10.0.0.0/8,!10.9.9.9,192.0.2.*" ${ed}`).keys[0]!.options;
+    expect(fromAllows(o, '10.1.2.3')).to.equal(true);
+    expect(fromAllows(o, '::ffff:10.1.2.3')).to.equal(true);
+    expect(fromAllows(o, '10.9.9.9')).to.equal(false);
+    expect(fromAllows(o, '192.0.2.200')).to.equal(true);
+    expect(fromAllows(o, '127.0.0.1')).to.equal(false);
+  });
+
+  it('permitopen= matches the requested host and port', function () {
+    const o = parseAuthorizedKeys(`permitopen="db1:22",permitopen="*:2222" ${ed}`).keys[0]!.options;
+    expect(permitOpenAllows(o, 'db1', 22)).to.equal(true);
+    expect(permitOpenAllows(o, 'DB1', 22)).to.equal(true);
+    expect(permitOpenAllows(o, 'db1', 23)).to.equal(false);
+    expect(permitOpenAllows(o, 'anything', 2222)).to.equal(true);
+  });
+
+  it('expiry-time= in the past refuses the key', function () {
+    const keys = parseAuthorizedKeys(`expiry-time="20200101" ${ed}\n`).keys;
+    const offered = { algo: 'ssh-ed25519', data: keys[0]!.publicSSH };
+    expect(matchOfferedKey(keys, offered, '127.0.0.1', new Date())).to.deep.equal({ ok: false, why: 'key expired (expiry-time, line 1)' });
+    const later = parseAuthorizedKeys(`expiry-time="29990101" ${ed}\n`).keys;
+    expect(matchOfferedKey(later, offered, '127.0.0.1', new Date()).ok).to.equal(true);
+  });
+
+  it('the store refuses group/world-writable files, re-reads edited files, and rejects unsafe user names', function () {
+    const store = new AuthorizedKeysStore(path.join(dir, 'ak-%u'));
+    const file = path.join(dir, 'ak-alice');
+    fs.writeFileSync(file, `${ed}\n`, { mode: 0o600 });
+    fs.chmodSync(file, 0o600);
+    const first = store.lookup('alice');
+    expect(first.ok && first.keys.length).to.equal(1);
+    fs.writeFileSync(file, `${ed}\n${ecdsa}\n`);
+    const second = store.lookup('alice');
+    expect(second.ok && second.keys.length).to.equal(2);
+    fs.chmodSync(file, 0o666);
+    const loose = store.lookup('alice');
+    expect(loose.ok).to.equal(false);
+    if (!loose.ok) expect(loose.why).to.include('writable by group or others');
+    expect(store.lookup('../etc/passwd').ok).to.equal(false);
+    expect(store.lookup('..').ok).to.equal(false);
+    const missing = store.lookup('nobody');
+    expect(missing.ok).to.equal(false);
+    if (!missing.ok) expect(missing.why).to.include('ENOENT');
+  });
+
+  it('parses keys exactly as ssh-keygen prints them', function () {
+    const fp = execFileSync('ssh-keygen', ['-lf', path.join(dir, 'ed.pub')], { encoding: 'utf8' }).split(' ')[1];
+    const k = parseAuthorizedKeys(ed).keys[0]!;
+    const ours = `SHA256:${crypto.createHash('sha256').update(k.publicSSH).digest('base64').replace(/=+$/, '')}`;
+    expect(ours).to.equal(fp);
+  });
+});

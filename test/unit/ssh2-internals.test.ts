@@ -1,0 +1,51 @@
+/**
+ * holdfast relies on a few private corners of ssh2 (pinned to an exact version). These tests fail
+ * loudly when an ssh2 upgrade moves them; see src/ssh/server-adapter.ts and ../shared/ssh2-notes.md.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { Server, ssh2Constants, nativeCryptoAvailable } from '../../src/ssh/ssh2.js';
+import { disableBuiltinKeepalive, serverAlgorithms } from '../../src/ssh/server-adapter.js';
+import { ROOT } from '../helpers/holdfast.js';
+
+describe('ssh2 internals holdfast depends on', function () {
+  it('ssh2 is pinned to an exact version, and it is the installed one', function () {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    expect(pkg.dependencies.ssh2).to.match(/^\d+\.\d+\.\d+$/);
+    const installed = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/package.json'), 'utf8')) as { version: string };
+    expect(installed.version).to.equal(pkg.dependencies.ssh2);
+  });
+
+  it('the native crypto binding is built (AES-GCM is ~7x slower without it)', function () {
+    expect(nativeCryptoAvailable(), 'run: npm rebuild ssh2 (needs g++, make, python3)').to.equal(true);
+  });
+
+  it('Server.KEEPALIVE_CLIENT_* statics exist and disableBuiltinKeepalive zeroes the interval', function () {
+    const S = Server as unknown as Record<string, number>;
+    expect(S.KEEPALIVE_CLIENT_INTERVAL).to.be.a('number');
+    expect(S.KEEPALIVE_CLIENT_COUNT_MAX).to.be.a('number');
+    disableBuiltinKeepalive();
+    expect(S.KEEPALIVE_CLIENT_INTERVAL).to.equal(0);
+  });
+
+  it('server.js still reads those statics and still has the private hooks we call', function () {
+    const src = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/server.js'), 'utf8');
+    expect(src).to.include('Server.KEEPALIVE_CLIENT_INTERVAL');
+    expect(src).to.include("proto.channelOpenFail(info.sender, reason, '')");
+    expect(src).to.include('this._sock = socket');
+    const proto = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/protocol/Protocol.js'), 'utf8');
+    expect(proto).to.match(/channelOpenFail\(remote, reason, desc\)/);
+    expect(proto).to.match(/\n {2}disconnect\(reason\)/);
+    expect(proto).to.match(/\n {2}ping\(\)/);
+  });
+
+  it('algorithms: no group-exchange KEX (unimplemented server-side), no SHA-1 ssh-rsa host key signatures', function () {
+    const a = serverAlgorithms();
+    expect(a.kex).to.include('curve25519-sha256');
+    expect(a.kex.filter((k) => k.includes('group-exchange'))).to.deep.equal([]);
+    expect(a.serverHostKey).to.not.include('ssh-rsa');
+    expect(ssh2Constants.CHANNEL_OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED).to.equal(1);
+    expect(ssh2Constants.CHANNEL_OPEN_FAILURE.CONNECT_FAILED).to.equal(2);
+  });
+});

@@ -13,6 +13,7 @@ import { createSsh2Server } from './ssh/server-adapter.js';
 import { nativeCryptoAvailable, type Connection } from './ssh/ssh2.js';
 import { Session } from './session.js';
 import { systemLookup, type Lookup } from './legs/resolve-destination.js';
+import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 export const VERSION = pkg.version;
@@ -58,6 +59,14 @@ export class HoldfastServer {
         fix: 'install g++, make and python3, then run: npm rebuild ssh2',
       });
     }
+    const tcpKa = tcpKeepaliveUnavailable();
+    if (tcpKa) {
+      this.log.warn('tcp-keepalive-degraded', {
+        why: `per-socket TCP keepalive interval/count/user-timeout unavailable (${tcpKa})`,
+        effect: 'upstream TCP legs fall back to Node setKeepAlive: first probe after the interval, then 1 s x 10 probes',
+        fix: 'reinstall dependencies (npm ci) so net-keepalive and its ffi-rs binary are present',
+      });
+    }
     const hostKeys = c.hostKeys.map((file) => {
       const { key, created } = loadOrCreateHostKey(file);
       if (created) this.log.info('host-key-created', { file, type: 'ssh-ed25519' });
@@ -80,6 +89,7 @@ export class HoldfastServer {
       authorizedKeys: c.authorizedKeys,
       routes: c.routes.map((r) => r.name),
       nativeCrypto: nativeCryptoAvailable(),
+      tcpKeepalive: tcpKa === null,
     });
     return bound;
   }

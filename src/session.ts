@@ -19,6 +19,11 @@ import { connectTcp, ConnectError, describeConnectError } from './legs/tcp-upstr
 import { JumpChannel, type ChannelCloseReason } from './legs/jump-channel.js';
 import { resolveAndRoute, type Lookup } from './legs/resolve-destination.js';
 import { formatDestination } from './routing/route-table.js';
+import { ClientKeepalive } from './legs/client-keepalive.js';
+import { applyTcpKeepalive } from './legs/tcp-keepalive.js';
+import { tcpKeepaliveOptions } from './keepalive/tcp-options.js';
+import { describePolicy, strictest, type KeepalivePolicy } from './keepalive/policy.js';
+import type { MonitorStats } from './keepalive/monitor.js';
 
 export type CloseReason =
   | 'peer-closed'
@@ -48,7 +53,9 @@ export class Session {
   private authKey: AuthorizedKey | undefined;
   private authFailures = 0;
   private sawNone = false;
-  private readonly channels = new Set<JumpChannel>();
+  /** Open jump channels and the route each was opened on (the client leg's policy depends on them). */
+  private readonly channels = new Map<JumpChannel, ResolvedRoute>();
+  private clientKeepalive: ClientKeepalive | undefined;
   private readonly pending = new AbortController();
   private pendingOpens = 0;
   private nextChannelId = 0;
@@ -87,9 +94,6 @@ export class Session {
     return unmapIPv4(this.socket.remoteAddress ?? '');
   }
 
-  get openChannels(): number {
-    return this.channels.size;
-  }
 
   /** Called when ssh2 has read the client's SSH identification line. */
   attach(conn: Connection): void {
@@ -102,6 +106,11 @@ export class Session {
     conn.on('ready', () => {
       clearTimeout(this.loginGrace);
       this.loginGrace = undefined;
+      if (this.closing) return;
+      this.clientKeepalive = new ClientKeepalive(conn, this.socket, this.clientPolicy(), {
+        dead: (stats) => this.clientDead(stats),
+        probe: (n) => this.ctx.log.debug('keepalive-probe', { session: this.id, leg: 'client', outstanding: n, routes: this.routeNames() }),
+      });
     });
     conn.on('tcpip', (accept, reject, info) => {
       void this.openJump(accept, reject, info);
@@ -157,6 +166,37 @@ export class Session {
       this.detail = `${this.authFailures} failed authentication attempts (maxAuthTries ${maxAuthTries})`;
       this.close('auth-failed');
     }
+  }
+
+  /**
+   * The client leg's policy: the defaults while no channel is open; with channels open, the strictest
+   * of their routes' `keepalive.client` (shortest interval; on a tie the shorter detection bound).
+   */
+  private clientPolicy(): KeepalivePolicy {
+    return strictest([...this.channels.values()].map((r) => r.keepalive.client)) ?? this.ctx.config().keepalive.client;
+  }
+
+  private routeNames(): string[] {
+    return [...new Set([...this.channels.values()].map((r) => r.name))];
+  }
+
+  private clientDead(stats: MonitorStats): void {
+    const p = this.clientKeepalive!.policy;
+    this.ctx.log.warn('client-keepalive-timeout', {
+      session: this.id,
+      user: this.user,
+      src: this.src,
+      reason: 'client-keepalive-timeout',
+      leg: 'client',
+      routes: this.routeNames(),
+      interval: p.interval,
+      countMax: p.countMax,
+      probesSent: stats.probesSent,
+      probesAnswered: stats.probesAnswered,
+      lastRttMs: roundMs(stats.lastRttMs),
+      idleMs: Math.round(stats.idleMs),
+    });
+    this.close('client-keepalive-timeout');
   }
 
   private refuseSession(accept: () => unknown): void {
@@ -251,17 +291,55 @@ export class Session {
 
   private startRelay(channel: ServerChannel, sock: net.Socket, route: ResolvedRoute, dst: string, addr: string): void {
     const id = this.nextChannelId++;
-    const jc = new JumpChannel({ id, dst, addr, route: route.name }, channel, sock, (c, reason, error) =>
+    const upstream = route.keepalive.upstream;
+    const tcp = applyTcpKeepalive(sock, tcpKeepaliveOptions(upstream));
+    const jc = new JumpChannel({ id, dst, addr, route: route.name, upstreamKeepalive: tcp.enabled }, channel, sock, (c, reason, error) =>
       this.channelClosed(c, reason, error),
     );
-    this.channels.add(jc);
+    this.channels.set(jc, route);
     this.channelCount++;
     if (this.destinations.size < MAX_LOGGED_DESTINATIONS) this.destinations.add(dst);
-    this.ctx.log.info('channel-open', { session: this.id, user: this.user, src: this.src, dst, addr, route: route.name, channel: id });
+    this.clientKeepalive?.setPolicy(this.clientPolicy());
+    this.ctx.log.info('channel-open', {
+      session: this.id,
+      user: this.user,
+      src: this.src,
+      dst,
+      addr,
+      route: route.name,
+      channel: id,
+      clientKeepalive: this.clientKeepalive ? describePolicy(this.clientKeepalive.policy) : undefined,
+      upstreamKeepalive: tcp,
+    });
   }
 
   private channelClosed(c: JumpChannel, reason: ChannelCloseReason, error?: string): void {
+    const route = this.channels.get(c);
     this.channels.delete(c);
+    if (!this.closing) this.clientKeepalive?.setPolicy(this.clientPolicy());
+    if (reason === 'upstream-keepalive-timeout' && route) {
+      const p = route.keepalive.upstream;
+      const opts = tcpKeepaliveOptions(p);
+      this.ctx.log.warn('upstream-keepalive-timeout', {
+        session: this.id,
+        user: this.user,
+        src: this.src,
+        dst: c.info.dst,
+        addr: c.info.addr,
+        reason,
+        route: route.name,
+        leg: 'upstream',
+        layer: 'tcp',
+        interval: p.interval,
+        countMax: p.countMax,
+        // The kernel declares the leg dead only after TCP_KEEPCNT unanswered probes (or
+        // TCP_USER_TIMEOUT with data unacknowledged); it does not report RTTs to userspace.
+        probesSent: opts.count,
+        probesAnswered: 0,
+        lastRttMs: null,
+        idleMs: Math.round(performance.now() - c.lastUpstreamRx),
+      });
+    }
     this.bytesUp += c.bytesUp;
     this.bytesDown += c.bytesDown;
     this.ctx.log.info('channel-close', {
@@ -292,7 +370,7 @@ export class Session {
     }
     this.closing = true;
     this.reason = reason;
-    this.releaseChildren(reason === 'shutdown' ? 'shutdown' : 'session-closed');
+    this.releaseChildren(reason === 'shutdown' ? 'shutdown' : reason === 'client-keepalive-timeout' ? 'client-keepalive-timeout' : 'session-closed');
     if (opts.graceful && this.conn) {
       try {
         this.conn.end();
@@ -311,8 +389,9 @@ export class Session {
   private releaseChildren(channelReason: ChannelCloseReason): void {
     clearTimeout(this.loginGrace);
     this.loginGrace = undefined;
+    this.clientKeepalive?.stop();
     this.pending.abort();
-    for (const ch of [...this.channels]) ch.close(channelReason);
+    for (const ch of [...this.channels.keys()]) ch.close(channelReason);
   }
 
   private finish(): void {
@@ -345,9 +424,18 @@ export class Session {
       bytesUp: this.bytesUp,
       bytesDown: this.bytesDown,
       durationMs: Date.now() - this.startedAt,
+      ...(this.clientKeepalive ? { clientKeepalive: keepaliveSummary(this.clientKeepalive.stats()) } : {}),
     });
     this.onFinished(this);
   }
+}
+
+function roundMs(v: number | null): number | null {
+  return v === null ? null : Math.round(v * 100) / 100;
+}
+
+function keepaliveSummary(s: MonitorStats) {
+  return { probesSent: s.probesSent, probesAnswered: s.probesAnswered, lastRttMs: roundMs(s.lastRttMs), srttMs: roundMs(s.srttMs) };
 }
 
 function fingerprint(publicSSH: Buffer): string {

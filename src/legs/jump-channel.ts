@@ -13,13 +13,22 @@
 import type net from 'node:net';
 import type { ServerChannel } from '../ssh/ssh2.js';
 
-export type ChannelCloseReason = 'peer-closed' | 'upstream-closed' | 'upstream-error' | 'session-closed' | 'shutdown' | string;
+export type ChannelCloseReason =
+  | 'peer-closed'
+  | 'upstream-closed'
+  | 'upstream-error'
+  | 'upstream-keepalive-timeout'
+  | 'session-closed'
+  | 'shutdown'
+  | 'client-keepalive-timeout';
 
 export interface JumpChannelInfo {
   readonly id: number;
   readonly dst: string;
   readonly addr: string;
   readonly route: string;
+  /** TCP keepalive is on for the upstream socket: a kernel ETIMEDOUT then means the leg died. */
+  readonly upstreamKeepalive: boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -28,6 +37,8 @@ export class JumpChannel {
   private closed = false;
   private closeReason: ChannelCloseReason | undefined;
   readonly openedAt = Date.now();
+  /** performance.now() of the last chunk from the target (for the idle time in close logs). */
+  lastUpstreamRx = performance.now();
 
   constructor(
     readonly info: JumpChannelInfo,
@@ -43,11 +54,17 @@ export class JumpChannel {
       if (!channel.writable) return;
       channel.write(EMPTY, () => (channel as unknown as { eof(): void }).eof());
     });
+    upstream.on('data', () => {
+      this.lastUpstreamRx = performance.now();
+    });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       upstreamError = err.code ?? err.message;
     });
     upstream.once('close', () => {
-      this.close(upstreamError ? 'upstream-error' : 'upstream-closed', upstreamError);
+      // With keepalive on, the kernel reports a dead peer as ETIMEDOUT (keepalive probes unanswered,
+      // or TCP_USER_TIMEOUT with data unacknowledged).
+      if (upstreamError === 'ETIMEDOUT' && info.upstreamKeepalive) this.close('upstream-keepalive-timeout', upstreamError);
+      else this.close(upstreamError ? 'upstream-error' : 'upstream-closed', upstreamError);
     });
     channel.on('error', () => {
       /* the session's connection reports; the close below tidies up */

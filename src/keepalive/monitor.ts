@@ -1,0 +1,135 @@
+/**
+ * The keepalive monitor of one leg, driven by an injected clock (unit-tested in milliseconds).
+ *
+ * One timer, re-armed only at probe times, never per packet: `received()` just records the time, so
+ * the hot path costs one clock read per chunk. The timer then looks at when the last byte came in:
+ * probes go out at lastRx + k·interval (k = 1..countMax), death at lastRx + (countMax+1)·interval.
+ * This is OpenSSH's bound; "anything received counts" is its rule too (serverloop.c resets
+ * keep_alive_timeouts on any packet).
+ */
+import type { KeepalivePolicy } from './policy.js';
+
+export interface Clock {
+  now(): number;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface MonitorStats {
+  readonly probesSent: number;
+  readonly probesAnswered: number;
+  /** Probes sent since the last byte received. */
+  readonly outstanding: number;
+  readonly lastRttMs: number | null;
+  /** Smoothed round-trip time (RFC 6298 weights). */
+  readonly srttMs: number | null;
+  readonly idleMs: number;
+}
+
+export interface MonitorHooks {
+  /** Send one probe now. */
+  probe(): void;
+  /** The leg is dead; the monitor has stopped. */
+  dead(stats: MonitorStats): void;
+}
+
+export class KeepaliveMonitor {
+  private lastRx: number;
+  private outstanding = 0;
+  private lastProbeAt = 0;
+  private timer: unknown;
+  private stopped = false;
+  private sent = 0;
+  private answered = 0;
+  private lastRtt: number | null = null;
+  private srtt: number | null = null;
+
+  constructor(
+    private policy: KeepalivePolicy,
+    private readonly clock: Clock,
+    private readonly hooks: MonitorHooks,
+  ) {
+    this.lastRx = clock.now();
+    this.arm();
+  }
+
+  get currentPolicy(): KeepalivePolicy {
+    return this.policy;
+  }
+
+  /** Anything received on the leg: data, a reply, a window adjust, the peer's own keepalive. */
+  received(): void {
+    this.lastRx = this.clock.now();
+    this.outstanding = 0;
+  }
+
+  /** A probe's reply arrived after `rttMs`. */
+  replied(rttMs: number): void {
+    this.answered++;
+    this.lastRtt = rttMs;
+    this.srtt = this.srtt === null ? rttMs : 0.875 * this.srtt + 0.125 * rttMs;
+  }
+
+  /** Switches policy mid-flight; the schedule is recomputed from the last byte received. */
+  setPolicy(p: KeepalivePolicy): void {
+    if (p.interval === this.policy.interval && p.countMax === this.policy.countMax) return;
+    this.policy = p;
+    this.arm();
+  }
+
+  stats(): MonitorStats {
+    return {
+      probesSent: this.sent,
+      probesAnswered: this.answered,
+      outstanding: this.outstanding,
+      lastRttMs: this.lastRtt,
+      srttMs: this.srtt,
+      idleMs: this.clock.now() - this.lastRx,
+    };
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(): void {
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    if (this.stopped || this.policy.interval === 0) return;
+    this.timer = this.clock.setTimer(() => this.fire(), Math.max(0, this.nextDue() - this.clock.now()));
+  }
+
+  /**
+   * lastRx + (outstanding+1)·interval, but never less than one interval after the last probe: after
+   * a policy change, a probe sent late still gets a full interval to be answered.
+   */
+  private nextDue(): number {
+    const byRx = this.lastRx + (this.outstanding + 1) * this.policy.interval;
+    return this.outstanding > 0 ? Math.max(byRx, this.lastProbeAt + this.policy.interval) : byRx;
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    if (this.stopped) return;
+    // Something arrived since this timer was set: the schedule moved on.
+    if (this.clock.now() + 1 < this.nextDue()) return this.arm();
+    if (this.policy.countMax > 0 && this.outstanding >= this.policy.countMax) {
+      this.stopped = true;
+      this.hooks.dead(this.stats());
+      return;
+    }
+    this.outstanding++;
+    this.sent++;
+    this.lastProbeAt = this.clock.now();
+    this.hooks.probe();
+    this.arm();
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * keepalive@openssh.com on a server-side ssh2 connection.
+ *
+ * ssh2's server has no public per-connection ping: `_protocol.ping()` sends the global request with
+ * want_reply, and the server's handler table has no REQUEST_SUCCESS / REQUEST_FAILURE entries, so the
+ * replies are dropped unless we add them. OpenSSH answers REQUEST_FAILURE, which proves the peer alive
+ * just as well. Replies come back in request order (RFC 4254 §4), so a FIFO of send times gives each
+ * one's round-trip time. holdfast's server sends no other global requests, so every reply is a ping's.
+ * Never ping before `ready`: OpenSSH aborts with "bad message during authentication: type 80".
+ */
+import type { Connection } from './ssh2.js';
+
+interface ProtocolWithHandlers {
+  ping(): void;
+  _handlers: Record<string, ((...args: unknown[]) => void) | undefined>;
+}
+
+export interface Pinger {
+  ping(): void;
+  /** Pings sent and not yet answered. */
+  readonly pending: number;
+}
+
+export function createPinger(conn: Connection, onReply: (rttMs: number) => void, now: () => number = () => performance.now()): Pinger {
+  const proto = (conn as unknown as { _protocol: ProtocolWithHandlers })._protocol;
+  const sentAt: number[] = [];
+  const reply = () => {
+    const t = sentAt.shift();
+    if (t !== undefined) onReply(now() - t);
+  };
+  proto._handlers.REQUEST_SUCCESS = reply;
+  proto._handlers.REQUEST_FAILURE = reply;
+  return {
+    ping() {
+      // Bound the FIFO: a frozen peer answers nothing, and the monitor ends the leg long before this.
+      if (sentAt.length >= 1000) sentAt.shift();
+      sentAt.push(now());
+      proto.ping();
+    },
+    get pending() {
+      return sentAt.length;
+    },
+  };
+}

@@ -7,7 +7,7 @@ export function openFds(pid: number): number {
 }
 
 /** TCP connections of `pid` whose remote port is `port` (any state but LISTEN), from `ss -tanp`. */
-export function tcpConnectionsTo(pid: number, port: number): string[] {
-  const out = execFileSync('ss', ['-H', '-tanp', 'dport', `= :${port}`], { encoding: 'utf8' });
+export function tcpConnectionsTo(pid: number, port: number, withTimers = false): string[] {
+  const out = execFileSync('ss', ['-H', withTimers ? '-tanpo' : '-tanp', 'dport', `= :${port}`], { encoding: 'utf8' });
   return out.split('\n').filter((l) => l.includes(`pid=${pid},`));
 }

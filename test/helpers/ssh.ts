@@ -35,14 +35,21 @@ export function writeSshConfig(dir: string, identity: string, name = 'ssh_config
 
 export function run(cmd: string, args: string[], opts: { input?: Buffer | string | NodeJS.ReadableStream; timeoutMs?: number; stdoutTo?: NodeJS.WritableStream } = {}): Promise<SshResult> {
   return new Promise((resolve) => {
-    const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Own process group, so a timeout also kills the ProxyJump child that holds our pipes open.
+    const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const out: Buffer[] = [];
     let err = '';
     if (opts.stdoutTo) proc.stdout.pipe(opts.stdoutTo);
     else proc.stdout.on('data', (d: Buffer) => out.push(d));
     proc.stderr.on('data', (d) => (err += d));
     proc.stdin.on('error', () => {});
-    const t = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    const t = setTimeout(() => {
+      try {
+        process.kill(-proc.pid!, 'SIGKILL');
+      } catch {
+        proc.kill('SIGKILL');
+      }
+    }, opts.timeoutMs ?? 60_000);
     proc.once('close', (code) => {
       clearTimeout(t);
       resolve({ code, stdout: Buffer.concat(out), stderr: err });

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { keygen, publicKey, tempDir } from './tmp.js';
-import { startSshd, sshdAvailable, type Sshd } from './sshd.js';
+import { startSshd, sshdAvailable, type Sshd, type SshdPlace } from './sshd.js';
 import { writeSshConfig } from './ssh.js';
 
 export interface Scene {
@@ -28,7 +28,7 @@ export function requireSshd(ctx: Mocha.Context): void {
   }
 }
 
-export async function makeScene(identities: string[]): Promise<Scene> {
+export async function makeScene(identities: string[], sshdPlace: SshdPlace = {}): Promise<Scene> {
   const dir = tempDir();
   fs.mkdirSync(path.join(dir, 'ak'), { mode: 0o755 });
   const keys: Record<string, string> = {};
@@ -43,7 +43,7 @@ export async function makeScene(identities: string[]): Promise<Scene> {
   // The target accepts every test identity as root: the tests are about the jump host.
   const targetKeys = path.join(dir, 'target_authorized_keys');
   fs.writeFileSync(targetKeys, Object.values(keys).map((k) => publicKey(k)).join('\n') + '\n', { mode: 0o600 });
-  const sshd = await startSshd(dir, targetKeys);
+  const sshd = await startSshd(dir, targetKeys, [], sshdPlace);
   return {
     dir,
     sshd,

@@ -26,6 +26,8 @@ export interface Holdfast {
 export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly args?: string[];
+  /** Run inside this network namespace (ip netns exec keeps the pid). */
+  readonly netns?: string;
 }
 
 /** Starts holdfast with `yaml` written to DIR/holdfast.yaml (null = no --config). */
@@ -36,7 +38,9 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
     fs.writeFileSync(file, yaml);
     args.push('--config', file);
   }
-  const proc = spawn(process.execPath, [...args, ...(opts.args ?? [])], {
+  const argv = [process.execPath, ...args, ...(opts.args ?? [])];
+  if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
+  const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: dir,
     env: { ...process.env, HOLDFAST_CONFIG: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

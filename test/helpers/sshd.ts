@@ -21,16 +21,23 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(dir: string, authorizedKeys: string, extra: string[] = []): Promise<Sshd> {
+export interface SshdPlace {
+  /** Run inside this network namespace (ip netns exec). */
+  readonly netns?: string;
+  readonly address?: string;
+  readonly port?: number;
+}
+
+export async function startSshd(dir: string, authorizedKeys: string, extra: string[] = [], place: SshdPlace = {}): Promise<Sshd> {
   fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const hostKey = fs.existsSync(path.join(dir, 'sshd_host_key')) ? path.join(dir, 'sshd_host_key') : keygen(dir, 'sshd_host_key');
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
+    const port = place.port ?? (await freePort());
     const cfg = path.join(dir, `sshd_config.${port}`);
     fs.writeFileSync(
       cfg,
       [
-        `ListenAddress 127.0.0.1:${port}`,
+        `ListenAddress ${place.address ?? '127.0.0.1'}:${port}`,
         `HostKey ${hostKey}`,
         `AuthorizedKeysFile ${authorizedKeys}`,
         'PermitRootLogin prohibit-password',
@@ -47,7 +54,8 @@ export async function startSshd(dir: string, authorizedKeys: string, extra: stri
         '',
       ].join('\n'),
     );
-    const proc = spawn(SSHD, ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = place.netns ? ['ip', 'netns', 'exec', place.netns, SSHD] : [SSHD];
+    const proc = spawn(cmd[0]!, [...cmd.slice(1), '-D', '-e', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout!.on('data', (d) => (out += d));
     proc.stderr!.on('data', (d) => (out += d));

@@ -117,9 +117,12 @@ routes:
     const a = sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'sleep 2');
     const c = sshJump(scene.cfg.carol!, 'carol', hf.port, scene.sshd.port, 'sleep 2');
     await waitFor(() => tcpConnectionsTo(pid, scene.sshd.port).length >= 2, { what: 'two upstream sockets' });
-    // `ss -tnoi` on holdfast's sockets to the target: the kernel's keepalive timer is running.
-    const ss = tcpConnectionsTo(pid, scene.sshd.port, true);
-    expect(ss.filter((line) => /timer:\(keepalive,/.test(line)), ss.join('\n')).to.have.length(2);
+    // `ss -tnpo` on holdfast's sockets to the target: once idle, the kernel's keepalive timer runs
+    // (while data is in flight ss shows the retransmit timer instead, hence the polling).
+    await waitFor(() => tcpConnectionsTo(pid, scene.sshd.port, true).filter((line) => /timer:\(keepalive,/.test(line)).length === 2, {
+      timeoutMs: 1800,
+      what: 'keepalive timers on both upstream sockets',
+    });
     await Promise.all([a, c]);
     const opened = (user: string) => hf.logs.filter((l) => l.event === 'channel-open' && l.user === user).pop()!;
     // getsockopt read-back, logged by holdfast at channel open.

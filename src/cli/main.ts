@@ -9,7 +9,11 @@ import { ConfigError, formatProblem } from '../config/errors.js';
 import { configJsonSchema } from '../config/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import { HoldfastServer, ListenError, VERSION } from '../server.js';
+import net from 'node:net';
+import os from 'node:os';
 import { summarizeConfig } from './summary.js';
+import { explain } from './explain.js';
+import { parseTarget } from '../routing/destination.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_SOFTWARE, EXIT_USAGE } from './exit-codes.js';
 
 function configFile(argv: Record<string, unknown>): string | undefined {
@@ -88,6 +92,23 @@ function reload(server: HoldfastServer, file: string | undefined, log: Logger): 
   }
 }
 
+async function runExplain(file: string | undefined, dest: string, user: string | undefined, from: string | undefined): Promise<number> {
+  const target = parseTarget(dest);
+  if (!target.ok) {
+    process.stderr.write(`holdfast: ${target.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (from !== undefined && net.isIP(from) === 0) {
+    process.stderr.write(`holdfast: --from ${JSON.stringify(from)} is not an IP address\n`);
+    return EXIT_USAGE;
+  }
+  const loaded = tryLoad(file);
+  if (!loaded) return EXIT_CONFIG;
+  const r = await explain(loaded.config, { ...target.value, user: user ?? os.userInfo().username, from });
+  process.stdout.write(`${r.text}\n`);
+  return r.matched ? EXIT_OK : EXIT_FAILURE;
+}
+
 export async function main(args: string[]): Promise<number> {
   let code: number | Promise<number> = EXIT_OK;
   const parser = yargs(args)
@@ -106,10 +127,22 @@ export async function main(args: string[]): Promise<number> {
       if (!loaded) code = EXIT_CONFIG;
       else process.stdout.write(`${summarizeConfig(loaded.config, loaded.warnings)}\n`);
     })
+    .command(
+      'explain <destination>',
+      'Show the route DEST[:PORT] takes and each leg\'s keepalive (exit 1 when no route allows it)',
+      (y) =>
+        y
+          .positional('destination', { type: 'string', describe: 'host, host:port or [IPv6]:port (port default 22)' })
+          .option('user', { alias: 'u', type: 'string', describe: 'authenticated user name (default: the current user)' })
+          .option('from', { type: 'string', describe: 'client address' }),
+      (argv) => {
+        code = runExplain(configFile(argv), String(argv.destination), argv.user, argv.from);
+      },
+    )
     .command('schema', 'Print the config JSON Schema (for editors)', {}, () => {
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
     })
-    .demandCommand(1, 'Name a command: serve, check or schema.')
+    .demandCommand(1, 'Name a command: serve, check, explain or schema.')
     .strict()
     .version(VERSION)
     .help()

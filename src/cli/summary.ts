@@ -2,6 +2,24 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { formatDuration } from '../config/duration.js';
 import { inspectHostKey } from '../ssh/host-keys.js';
+import { policyWarnings, TCP_TERMINATING_CAVEAT } from '../keepalive/policy.js';
+
+/**
+ * The keepalive warnings `explain` gives, for the defaults and every route. The TCP-terminating
+ * middlebox caveat applies to every `ssh -J` upstream leg, so it is said once, naming the routes.
+ */
+export function keepaliveWarnings(c: ResolvedConfig): string[] {
+  const out: string[] = [];
+  for (const w of policyWarnings(c.keepalive.client, 'client', 'ssh')) out.push(`warning: defaults (no channel open): ${w}`);
+  const tcpRoutes: string[] = [];
+  for (const r of c.routes) {
+    const ws = [...policyWarnings(r.keepalive.client, 'client', 'ssh'), ...policyWarnings(r.keepalive.upstream, 'upstream', 'tcp')];
+    for (const w of ws) if (!w.endsWith(TCP_TERMINATING_CAVEAT)) out.push(`warning: route ${r.name}: ${w}`);
+    if (r.keepalive.upstream.interval > 0) tcpRoutes.push(r.name);
+  }
+  if (tcpRoutes.length) out.push(`note: routes ${tcpRoutes.join(', ')}: upstream leg: ${TCP_TERMINATING_CAVEAT}`);
+  return out;
+}
 
 export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]): string {
   const lines: string[] = [];
@@ -25,5 +43,6 @@ export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]):
     );
   }
   for (const w of warnings) lines.push(`warning: ${w}`);
+  lines.push(...keepaliveWarnings(c));
   return lines.join('\n');
 }

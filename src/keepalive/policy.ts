@@ -55,7 +55,7 @@ function stricter(a: KeepalivePolicy, b: KeepalivePolicy): boolean {
 export const NAT_FORGET_WARN_MS = 45_000;
 export const ABUSE_WARN_MS = 5_000;
 export const TCP_TERMINATING_CAVEAT =
-  'TCP keepalive refreshes kernel NAT/firewall state (conntrack), but a proxy or load balancer that terminates TCP (haproxy, cloud LBs) never sees the probes and still needs payload: use an SSH upstream leg (via/gateway) there';
+  'TCP keepalive refreshes kernel NAT/firewall state (conntrack), but a proxy or load balancer that terminates TCP (haproxy, cloud LBs) never sees the probes and still needs payload (SSH-level probes on an SSH upstream leg)';
 
 /** Operator warnings for one leg's policy (shown by `check` and `explain`). */
 export function policyWarnings(p: KeepalivePolicy, leg: Leg, layer: Layer): string[] {

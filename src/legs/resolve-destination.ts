@@ -19,7 +19,7 @@ export const systemLookup: Lookup = async (host) => {
 export type Resolution<R extends RouteRule> =
   | { readonly kind: 'routed'; readonly address: string; readonly decision: RouteDecision<R> & { route: R } }
   | { readonly kind: 'refused'; readonly decision: RouteDecision<R> }
-  | { readonly kind: 'unresolved'; readonly code: string; readonly route: R };
+  | { readonly kind: 'unresolved'; readonly code: string; readonly route: R; readonly decision: RouteDecision<R> };
 
 export async function resolveAndRoute<R extends RouteRule>(
   routes: readonly R[],
@@ -41,7 +41,7 @@ export async function resolveAndRoute<R extends RouteRule>(
       // not tell a user which names exist behind the jump host.
       const byName = findRoute(routes, user, { host, address: '', port });
       if (!byName.route) return { kind: 'refused', decision: byName };
-      return { kind: 'unresolved', code: (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND', route: byName.route };
+      return { kind: 'unresolved', code: (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND', route: byName.route, decision: byName };
     }
   }
   let first: RouteDecision<R> | undefined;

@@ -101,3 +101,23 @@ export function destinationListMatches(list: readonly DestinationPattern[], dest
   }
   return positive;
 }
+
+/** A destination as a user writes it for `holdfast explain`: host, host:port, [v6]:port or a bare IPv6. */
+export function parseTarget(text: string): ParseResult<{ host: string; port: number }> {
+  const q = JSON.stringify(text);
+  let host = text.trim();
+  let port = DEFAULT_SSH_PORT;
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(host);
+  if (bracket) {
+    host = bracket[1]!;
+    if (bracket[2]) port = Number(bracket[2]);
+  } else if ((host.match(/:/g) ?? []).length === 1) {
+    const [h, p] = host.split(':');
+    if (!/^\d{1,5}$/.test(p ?? '')) return { ok: false, message: `${q}: "${p}" is not a port` };
+    host = h!;
+    port = Number(p);
+  }
+  if (!host || /\s/.test(host)) return { ok: false, message: `${q} is not a destination (host, host:port or [IPv6]:port)` };
+  if (port < 1 || port > 65535) return { ok: false, message: `${q}: port must be 1-65535` };
+  return { ok: true, value: { host, port } };
+}

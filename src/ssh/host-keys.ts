@@ -47,6 +47,25 @@ function nearestExistingAncestor(dir: string): string | null {
   return null;
 }
 
+/**
+ * ssh2 1.17.0's generateKeyPairSync('ed25519') writes a malformed key about 3 times in 1,000 (neither
+ * ssh2 nor ssh-keygen can load it: "error in libcrypto"). Every generated key is therefore parsed
+ * and test-signed before it is used; a bad one is thrown away and generated again.
+ */
+export function generateHostKey(): { private: string; public: string } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment: 'holdfast host key' });
+    const parsed = utils.parseKey(pair.private);
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key || key instanceof Error) continue;
+    const probe = Buffer.from('holdfast host key self-test');
+    const sig = key.sign(probe);
+    if (sig instanceof Error || key.verify(probe, sig) !== true) continue;
+    return pair;
+  }
+  throw new Error('could not generate a usable ed25519 host key (ssh2 generateKeyPairSync)');
+}
+
 /** Reads the key, creating it first when missing. Returns the key bytes and whether it was created. */
 export function loadOrCreateHostKey(file: string): { key: Buffer; created: boolean } {
   try {
@@ -55,7 +74,7 @@ export function loadOrCreateHostKey(file: string): { key: Buffer; created: boole
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const pair = utils.generateKeyPairSync('ed25519', { comment: 'holdfast host key' });
+  const pair = generateHostKey();
   try {
     // 'wx': never overwrite a key another process created meanwhile.
     fs.writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });

@@ -145,3 +145,81 @@ describe('holdfast check', function () {
     expect(r.stderr).to.include('holdfast --help');
   });
 });
+
+describe('holdfast explain, and keepalive warnings in check', function () {
+  let dir: string;
+  before(function () {
+    dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'authorized_keys'), `${publicKey(keygen(dir, 'user'))}\n`);
+    fs.writeFileSync(
+      path.join(dir, 'ka.yaml'),
+      `authorizedKeys: authorized_keys
+keepalive:
+  client: { interval: 60s, countMax: 3 }
+routes:
+  - name: lab
+    users: [alice]
+    to: ["*.lab", "198.18.4.0/24:*"]
+    keepalive:
+      client: { interval: 15s, countMax: 4 }
+      upstream: { interval: 20s, countMax: 3 }
+  - name: chatty
+    to: ["chatty.lab"]
+    keepalive:
+      client: { interval: 2s, countMax: 0 }
+      upstream: { interval: 0 }
+`,
+    );
+  });
+  after(removeTempDirs);
+
+  it('prints the route, each leg with layer, schedule, detection bound and the TCP caveat', function () {
+    const r = holdfast(['explain', '--config', 'ka.yaml', '--user', 'alice', '198.18.4.9:2200'], { cwd: dir });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('route: lab');
+    expect(r.stdout).to.include('client leg: layer ssh, keepalive@openssh.com global requests\n  policy: interval 15s, countMax 4');
+    expect(r.stdout).to.include('probes: after 15s with nothing received, then every 15s while nothing is received');
+    expect(r.stdout).to.include('dead peer: noticed at most 1m15s after the last byte received');
+    expect(r.stdout).to.include('upstream leg: layer tcp');
+    expect(r.stdout).to.include('socket: SO_KEEPALIVE, TCP_KEEPIDLE 20s, TCP_KEEPINTVL 20s, TCP_KEEPCNT 3, TCP_USER_TIMEOUT 1m20s');
+    expect(r.stdout).to.include('dead peer: noticed at most 1m20s');
+    expect(r.stdout).to.match(/warning: TCP keepalive refreshes kernel NAT\/firewall state.*terminates TCP/);
+  });
+
+  it('warns about fast probes, countMax 0 and a leg with keepalive off', function () {
+    const r = holdfast(['explain', '--config', 'ka.yaml', '--user', 'bob', 'chatty.lab'], { cwd: dir });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('route: chatty (after lab: user "bob" is not in users)');
+    expect(r.stdout).to.include('warning: interval 2s is below 5s: probes this frequent can look like abuse');
+    expect(r.stdout).to.include('warning: countMax 0: probes are sent but a dead peer is never declared dead');
+    expect(r.stdout).to.include('dead peer: never declared (countMax 0)');
+    expect(r.stdout).to.include('upstream leg: layer tcp');
+    expect(r.stdout).to.include('probes: none (keepalive off)');
+    expect(r.stdout).to.include('warning: keepalive is off (interval 0)');
+  });
+
+  it('says why no route matches, route by route, and exits 1', function () {
+    const r = holdfast(['explain', '--config', 'ka.yaml', '--user', 'bob', '--from', '192.0.2.1', '198.18.4.9'], { cwd: dir });
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.include('route: none: holdfast answers "administratively prohibited"');
+    expect(r.stdout).to.include('  lab: user "bob" is not in users');
+    expect(r.stdout).to.include('  chatty: no "to" entry matches 198.18.4.9:22');
+    expect(r.stdout).to.include('source: 192.0.2.1');
+  });
+
+  it('refuses a malformed destination or --from with usage exit 64', function () {
+    expect(holdfast(['explain', '--config', 'ka.yaml', 'db:port'], { cwd: dir }).code).to.equal(64);
+    expect(holdfast(['explain', '--config', 'ka.yaml', '--from', 'nohost', 'db'], { cwd: dir }).code).to.equal(64);
+  });
+
+  it('check prints the same keepalive warnings for the defaults and every route', function () {
+    const r = holdfast(['check', '--config', 'ka.yaml'], { cwd: dir });
+    expect(r.code, r.stderr).to.equal(0);
+    const lines = r.stdout.split('\n');
+    expect(lines).to.include('warning: defaults (no channel open): client leg: interval 1m is above 45s: many NATs forget idle flows after 60-120 s');
+    expect(lines).to.include('warning: route chatty: client leg: interval 2s is below 5s: probes this frequent can look like abuse');
+    expect(lines).to.include('warning: route chatty: client leg: countMax 0: probes are sent but a dead peer is never declared dead');
+    expect(lines.some((l) => l.startsWith('warning: route chatty: upstream leg: keepalive is off'))).to.equal(true);
+    expect(lines.some((l) => l.startsWith('note: routes lab: upstream leg: TCP keepalive refreshes'))).to.equal(true);
+  });
+});

@@ -49,3 +49,16 @@ describe('ssh2 internals holdfast depends on', function () {
     expect(ssh2Constants.CHANNEL_OPEN_FAILURE.CONNECT_FAILED).to.equal(2);
   });
 });
+
+describe('host key generation', function () {
+  it('every generated host key loads and signs (ssh2 generateKeyPairSync makes a bad one ~3 in 1,000)', async function () {
+    this.timeout(30_000);
+    const { generateHostKey } = await import('../../src/ssh/host-keys.js');
+    const { utils } = await import('../../src/ssh/ssh2.js');
+    for (let i = 0; i < 1500; i++) {
+      const pair = generateHostKey();
+      const k = utils.parseKey(pair.private);
+      expect(k, `key ${i}`).to.not.be.instanceOf(Error);
+    }
+  });
+});

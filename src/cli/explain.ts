@@ -1,0 +1,70 @@
+/**
+ * `holdfast explain DEST[:PORT]`: which route a destination takes (or why none does), and for each
+ * leg its layer, policy, probe schedule, worst-case time to notice a dead peer, and warnings.
+ */
+import net from 'node:net';
+import type { ResolvedConfig } from '../config/resolve.js';
+import { formatDuration } from '../config/duration.js';
+import { resolveAndRoute, systemLookup, type Lookup } from '../legs/resolve-destination.js';
+import { formatDestination } from '../routing/route-table.js';
+import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy, type Layer, type Leg } from '../keepalive/policy.js';
+import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
+
+export interface ExplainRequest {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly from?: string | undefined;
+}
+
+export async function explain(config: ResolvedConfig, req: ExplainRequest, lookup: Lookup = systemLookup): Promise<{ text: string; matched: boolean }> {
+  const out: string[] = [];
+  out.push(`destination: ${formatDestination({ host: req.host, port: req.port, address: req.host })}, user: ${req.user}`);
+  if (req.from) {
+    out.push(
+      `source: ${req.from} (routes do not restrict by source address; a key's from= option in authorized_keys does)`,
+    );
+  }
+  const res = await resolveAndRoute(config.routes, req.user, req.host, req.port, lookup, 5000);
+  if (res.kind === 'refused') {
+    out.push(`route: none: holdfast answers "administratively prohibited"`);
+    if (res.decision.misses.length === 0) out.push('  no routes are configured');
+    for (const m of res.decision.misses) out.push(`  ${m.route}: ${m.why}`);
+    return { text: out.join('\n'), matched: false };
+  }
+  const route = res.kind === 'routed' ? res.decision.route : res.route;
+  if (res.kind === 'unresolved') {
+    out.push(`address: ${req.host} does not resolve here (${res.code}): matched on the name only; holdfast would answer "connect failed"`);
+  } else if (!net.isIP(req.host)) {
+    out.push(`address: ${res.address} (resolved once; holdfast connects to exactly this address)`);
+  }
+  const skipped = res.decision.misses;
+  out.push(`route: ${route.name}${skipped.length ? ` (after ${skipped.map((m) => `${m.route}: ${m.why}`).join('; ')})` : ''}`);
+  out.push(...legLines('client', 'ssh', route.keepalive.client, config));
+  out.push(...legLines('upstream', 'tcp', route.keepalive.upstream, config));
+  return { text: out.join('\n'), matched: true };
+}
+
+function legLines(leg: Leg, layer: Layer, p: KeepalivePolicy, config: ResolvedConfig): string[] {
+  const how = layer === 'ssh' ? 'keepalive@openssh.com global requests' : 'TCP keepalive (raw TCP: the user\'s SSH is end-to-end inside it)';
+  const out = [`${leg} leg: layer ${layer}, ${how}`];
+  out.push(`  policy: ${p.interval === 0 ? 'off (interval 0)' : `interval ${formatDuration(p.interval)}, countMax ${p.countMax}`}`);
+  if (p.interval > 0) {
+    out.push(`  probes: after ${formatDuration(p.interval)} with nothing received, then every ${formatDuration(p.interval)} while nothing is received; anything received resets the count`);
+    const bound = detectionBoundMs(p);
+    out.push(bound === null ? '  dead peer: never declared (countMax 0)' : `  dead peer: noticed at most ${formatDuration(bound)} after the last byte received (interval x (countMax + 1))`);
+  } else {
+    out.push('  probes: none (keepalive off)');
+  }
+  if (layer === 'tcp' && p.interval > 0) {
+    const o = tcpKeepaliveOptions(p);
+    out.push(`  socket: SO_KEEPALIVE, TCP_KEEPIDLE ${o.idleS}s, TCP_KEEPINTVL ${o.intervalS}s, TCP_KEEPCNT ${o.count}, TCP_USER_TIMEOUT ${o.userTimeoutMs === 0 ? 'off' : formatDuration(o.userTimeoutMs)}`);
+  }
+  if (leg === 'client') {
+    out.push(
+      `  note: a connection with several channels uses the strictest client policy of their routes; with none open, the defaults (${describePolicy(config.keepalive.client)})`,
+    );
+  }
+  for (const w of policyWarnings(p, leg, layer)) out.push(`  warning: ${w.replace(`${leg} leg: `, '')}`);
+  return out;
+}

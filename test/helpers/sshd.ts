@@ -79,11 +79,54 @@ export async function startSshd(dir: string, authorizedKeys: string, extra: stri
   throw new Error('could not start sshd');
 }
 
+/** All descendants of pid (children first found via /proc/PID/task/TID/children), bounded. */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const queue = [pid];
+  for (let i = 0; i < 10_000 && queue.length > 0; i++) {
+    const p = queue.shift()!;
+    let tasks: string[] = [];
+    try {
+      tasks = fs.readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      let kids = '';
+      try {
+        kids = fs.readFileSync(`/proc/${p}/task/${t}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const k of kids.trim().split(/\s+/).filter(Boolean).map(Number)) {
+        out.push(k);
+        queue.push(k);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Stops a process we started and everything it forked (sshd leaves one child per connection, and a
+ * session whose peer vanished behind a middlebox would otherwise live on, holding our pipes).
+ */
 export async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5000): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const done = new Promise<void>((r) => proc.once('exit', () => r()));
-  proc.kill(signal);
-  const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-  await done;
-  clearTimeout(t);
+  const kids = proc.pid ? descendants(proc.pid) : [];
+  if (proc.exitCode === null && proc.signalCode === null) {
+    const done = new Promise<void>((r) => proc.once('exit', () => r()));
+    proc.kill(signal);
+    const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    await done;
+    clearTimeout(t);
+  }
+  for (const k of kids) {
+    try {
+      process.kill(k, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  proc.stdout?.destroy();
+  proc.stderr?.destroy();
 }

@@ -14,6 +14,7 @@ import { nativeCryptoAvailable, type Connection } from './ssh/ssh2.js';
 import { Session } from './session.js';
 import { systemLookup, type Lookup } from './legs/resolve-destination.js';
 import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
+import { UpstreamPool } from './legs/ssh-upstream.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 export const VERSION = pkg.version;
@@ -31,6 +32,7 @@ export class HoldfastServer {
   private ssh2: ReturnType<typeof createSsh2Server> | undefined;
   private keys: AuthorizedKeysStore;
   private stopping: Promise<void> | undefined;
+  private readonly pool: UpstreamPool;
 
   constructor(
     config: ResolvedConfig,
@@ -39,6 +41,17 @@ export class HoldfastServer {
   ) {
     this.config = config;
     this.keys = this.newKeyStore(config.authorizedKeys);
+    this.pool = new UpstreamPool({
+      max: config.upstreamPool.max,
+      idleTimeoutMs: config.upstreamPool.idleTimeoutMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+      ownKnownHosts: config.ownKnownHosts,
+      log,
+    });
+  }
+
+  get upstreamConnections(): number {
+    return this.pool.size;
   }
 
   private newKeyStore(template: string): AuthorizedKeysStore {
@@ -126,7 +139,7 @@ export class HoldfastServer {
     }
     const session = new Session(
       sock,
-      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup },
+      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup, pool: this.pool },
       (s) => this.sessions.delete(s),
     );
     this.sessions.add(session);
@@ -167,6 +180,7 @@ export class HoldfastServer {
       const deadline = Date.now() + timeoutMs;
       while (this.sessions.size > 0 && Date.now() < deadline) await delay(50);
       for (const s of [...this.sessions]) s.close(reason);
+      this.pool.closeAll('shutdown');
       // A destroyed socket emits 'close' on the next turns of the loop.
       for (let i = 0; i < 20 && this.sessions.size > 0; i++) await delay(10);
       this.log.info('shutdown-complete', { leftover: this.sessions.size });

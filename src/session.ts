@@ -8,7 +8,6 @@
  * socket has closed, with the final byte counts.
  */
 import crypto from 'node:crypto';
-import type net from 'node:net';
 import type { Connection, ServerChannel, AuthContext, PublicKeyAuthContext } from './ssh/ssh2.js';
 import type { ResolvedConfig, ResolvedRoute } from './config/resolve.js';
 import type { Logger } from './log.js';
@@ -24,6 +23,10 @@ import { applyTcpKeepalive } from './legs/tcp-keepalive.js';
 import { tcpKeepaliveOptions } from './keepalive/tcp-options.js';
 import { describePolicy, strictest, type KeepalivePolicy } from './keepalive/policy.js';
 import type { MonitorStats } from './keepalive/monitor.js';
+import { UpstreamDialError, type PooledUpstream, type UpstreamPool } from './legs/ssh-upstream.js';
+import { findRoute } from './routing/route-table.js';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export type CloseReason =
   | 'peer-closed'
@@ -40,6 +43,7 @@ export interface SessionContext {
   readonly log: Logger;
   readonly keys: AuthorizedKeysStore;
   readonly lookup: Lookup;
+  readonly pool: UpstreamPool;
 }
 
 const MAX_LOGGED_DESTINATIONS = 20;
@@ -56,6 +60,8 @@ export class Session {
   /** Open jump channels and the route each was opened on (the client leg's policy depends on them). */
   private readonly channels = new Map<JumpChannel, ResolvedRoute>();
   private clientKeepalive: ClientKeepalive | undefined;
+  /** For channels through a pooled bastion connection: tells the pool the channel is done. */
+  private readonly releases = new Map<JumpChannel, () => void>();
   private readonly pending = new AbortController();
   private pendingOpens = 0;
   private nextChannelId = 0;
@@ -252,6 +258,10 @@ export class Session {
 
     this.pendingOpens++;
     try {
+      // Routes with `via` are matched on the name (or the literal address): the last bastion
+      // resolves the name, which may exist only in its network.
+      const byName = findRoute(config.routes, user, { host, port, address: net.isIP(host) ? unmapIPv4(host) : '' });
+      if (byName.route?.via) return await this.openVia(byName.route, accept, reject, info, dst, base);
       const res = await resolveAndRoute(config.routes, user, host, port, this.ctx.lookup, config.connectTimeoutMs);
       if (this.closing) return rejectChannel(conn, reject, 'connect-failed', 'session is closing');
       if (res.kind === 'refused') {
@@ -289,11 +299,52 @@ export class Session {
     }
   }
 
-  private startRelay(channel: ServerChannel, sock: net.Socket, route: ResolvedRoute, dst: string, addr: string): void {
+  private async openVia(
+    route: ResolvedRoute,
+    accept: () => ServerChannel | undefined,
+    reject: () => void,
+    info: { destIP: string; destPort: number; srcIP: string; srcPort: number },
+    dst: string,
+    base: Record<string, unknown>,
+  ): Promise<void> {
+    const conn = this.conn!;
+    const chain = route.via!;
+    const upstream = chain.map((u) => u.name).join('>');
+    let jc: JumpChannel | undefined;
+    let stream: Duplex;
+    let pooled: PooledUpstream;
+    try {
+      pooled = await this.ctx.pool.acquire(chain);
+      stream = await pooled.open(info.destIP, info.destPort, info.srcIP, info.srcPort, route.keepalive.upstream, (reason, detail) =>
+        jc?.close(reason, detail),
+      );
+    } catch (err) {
+      const why = err instanceof UpstreamDialError ? err.message : String(err);
+      if (!this.closing) this.ctx.log.warn('channel-connect-failed', { ...base, route: route.name, upstream, why });
+      return rejectChannel(conn, reject, 'connect-failed', why);
+    }
+    if (this.closing) {
+      stream.destroy();
+      return rejectChannel(conn, reject, 'connect-failed', 'session is closing');
+    }
+    const channel = accept();
+    if (!channel) {
+      stream.destroy();
+      return;
+    }
+    jc = this.startRelay(channel, stream, route, dst, `via ${upstream}`);
+    const release = () => pooled.release(stream);
+    if (jc.isClosed) release();
+    else this.releases.set(jc, release);
+  }
+
+  private startRelay(channel: ServerChannel, sock: Duplex, route: ResolvedRoute, dst: string, addr: string): JumpChannel {
     const id = this.nextChannelId++;
     const upstream = route.keepalive.upstream;
-    const tcp = applyTcpKeepalive(sock, tcpKeepaliveOptions(upstream));
-    const jc = new JumpChannel({ id, dst, addr, route: route.name, upstreamKeepalive: tcp.enabled }, channel, sock, (c, reason, error) =>
+    // Raw TCP upstream: kernel keepalive options. SSH upstream (via): the pooled connection's own
+    // keepalive@openssh.com monitor, planned from the policies of the channels on it.
+    const tcp = sock instanceof net.Socket ? applyTcpKeepalive(sock, tcpKeepaliveOptions(upstream)) : null;
+    const jc = new JumpChannel({ id, dst, addr, route: route.name, upstreamKeepalive: tcp?.enabled ?? false }, channel, sock, (c, reason, error) =>
       this.channelClosed(c, reason, error),
     );
     this.channels.set(jc, route);
@@ -309,15 +360,18 @@ export class Session {
       route: route.name,
       channel: id,
       clientKeepalive: this.clientKeepalive ? describePolicy(this.clientKeepalive.policy) : undefined,
-      upstreamKeepalive: tcp,
+      upstreamKeepalive: tcp ?? { layer: 'ssh', policy: describePolicy(upstream) },
     });
+    return jc;
   }
 
   private channelClosed(c: JumpChannel, reason: ChannelCloseReason, error?: string): void {
     const route = this.channels.get(c);
     this.channels.delete(c);
+    this.releases.get(c)?.();
+    this.releases.delete(c);
     if (!this.closing) this.clientKeepalive?.setPolicy(this.clientPolicy());
-    if (reason === 'upstream-keepalive-timeout' && route) {
+    if (reason === 'upstream-keepalive-timeout' && route && !route.via) {
       const p = route.keepalive.upstream;
       const opts = tcpKeepaliveOptions(p);
       this.ctx.log.warn('upstream-keepalive-timeout', {

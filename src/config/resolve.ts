@@ -16,8 +16,21 @@ export interface LegPolicies {
   readonly upstream: Readonly<KeepalivePolicy>;
 }
 
+export interface ResolvedUpstream {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** Absolute path of holdfast's private key for this bastion. */
+  readonly identity: string;
+  readonly knownHosts?: string | undefined;
+  readonly hostKeyPolicy: 'strict' | 'accept-new';
+}
+
 export interface ResolvedRoute extends RouteRule {
   readonly name: string;
+  /** Bastion chain, outermost first; undefined = connect directly. */
+  readonly via?: readonly ResolvedUpstream[] | undefined;
   readonly users?: readonly string[] | undefined;
   readonly to: readonly DestinationPattern[];
   readonly keepalive: LegPolicies;
@@ -38,6 +51,10 @@ export interface ResolvedConfig {
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
   readonly keepalive: LegPolicies;
+  readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
+  readonly upstreamPool: { readonly max: number; readonly idleTimeoutMs: number };
+  /** holdfast's own known_hosts (accept-new records here), in the state directory. */
+  readonly ownKnownHosts: string;
   readonly routes: readonly ResolvedRoute[];
 }
 
@@ -90,11 +107,40 @@ export function resolveConfig(
   });
   if (c.routes.length === 0) warnings.push('routes: the list is empty, so every destination is refused');
 
+  const upstreams: Record<string, ResolvedUpstream> = {};
+  for (const [name, u] of Object.entries(c.upstreams)) {
+    const identity = resolveConfigPath(u.identity, ctx.baseDir);
+    const key = inspectHostKey(identity);
+    if (key.state === 'missing') problems.push({ path: ['upstreams', name, 'identity'], message: `${identity} does not exist (holdfast's private key for this bastion)` });
+    else if (key.state === 'bad') problems.push({ path: ['upstreams', name, 'identity'], message: key.message.replace('host key', 'key') });
+    const knownHosts = u.knownHosts === undefined ? undefined : resolveConfigPath(u.knownHosts, ctx.baseDir);
+    if (knownHosts !== undefined && !fs.existsSync(knownHosts) && u.hostKeyPolicy === 'strict') {
+      problems.push({ path: ['upstreams', name, 'knownHosts'], message: `${knownHosts} does not exist; with hostKeyPolicy strict every connection would be refused` });
+    }
+    if (knownHosts === undefined && u.hostKeyPolicy === 'strict') {
+      problems.push({ path: ['upstreams', name], message: 'needs knownHosts (or hostKeyPolicy: accept-new) to check the bastion\'s host key' });
+    }
+    upstreams[name] = { name, host: u.host, port: u.port, user: u.user, identity, knownHosts, hostKeyPolicy: u.hostKeyPolicy };
+  }
+
   const keepalive: LegPolicies = { client: { ...c.keepalive.client }, upstream: { ...c.keepalive.upstream } };
-  const routes: ResolvedRoute[] = c.routes.map((r) => ({
+  const routes: ResolvedRoute[] = c.routes.map((r, i) => ({
     name: r.name,
     users: r.users,
     to: r.to,
+    via:
+      r.via === undefined
+        ? undefined
+        : (Array.isArray(r.via) ? r.via : [r.via]).flatMap((n, j) => {
+            const u = upstreams[n];
+            if (!u) {
+              const where = Array.isArray(r.via) ? ['routes', i, 'via', j] : ['routes', i, 'via'];
+              const known = Object.keys(upstreams);
+              problems.push({ path: where, message: `no upstream named "${n}"${known.length ? ` (upstreams: ${known.join(', ')})` : ' (define it under upstreams:)'}` });
+              return [];
+            }
+            return [u];
+          }),
     keepalive: {
       client: { ...keepalive.client, ...defined(r.keepalive?.client) },
       upstream: { ...keepalive.upstream, ...defined(r.keepalive?.upstream) },
@@ -114,6 +160,9 @@ export function resolveConfig(
     shutdownTimeoutMs: c.shutdownTimeout,
     logLevel: c.logLevel,
     keepalive,
+    upstreams,
+    upstreamPool: { max: c.upstreamPool.max, idleTimeoutMs: c.upstreamPool.idleTimeout },
+    ownKnownHosts: path.join(stateDir(ctx.env), 'known_hosts'),
     routes,
   };
   return { config: deepFreeze(config), problems, warnings };

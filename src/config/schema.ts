@@ -70,6 +70,26 @@ const DestinationSchema = z.string().transform((s, ctx) => {
   return r.value;
 });
 
+export const UpstreamSchema = z
+  .strictObject({
+    host: z.string().min(1).describe('Bastion host name or address.'),
+    port: z.number().int().min(1).max(65535).default(22).describe('Bastion SSH port.'),
+    user: z.string().min(1).describe('User holdfast logs in as on the bastion.'),
+    identity: z.string().min(1).describe("holdfast's own private key for this bastion (OpenSSH format)."),
+    knownHosts: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('known_hosts file (OpenSSH format, hashed entries too) the bastion\'s host key is checked against.'),
+    hostKeyPolicy: z
+      .enum(['strict', 'accept-new'])
+      .default('strict')
+      .describe(
+        'strict: unknown host keys are refused; accept-new: an unknown key is recorded in holdfast\'s own known_hosts in the state directory. A changed key is always refused.',
+      ),
+  })
+  .describe('An SSH bastion holdfast reaches targets through (`via`).');
+
 export const RouteSchema = z.strictObject({
   name: z.string().min(1).describe('Name used in logs and `holdfast explain`.'),
   users: z
@@ -82,6 +102,12 @@ export const RouteSchema = z.strictObject({
     .min(1)
     .describe(
       'Destinations: ssh_config host pattern (`*`, `?`, `!` to exclude) or CIDR, with optional `:port` (default 22, `*` any).',
+    ),
+  via: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(8)])
+    .optional()
+    .describe(
+      'Reach the destination through these `upstreams` (a name, or a list [outer, inner] for a chain). The last bastion resolves the destination name.',
     ),
   keepalive: z
     .strictObject({
@@ -138,6 +164,17 @@ export const ConfigSchema = z
       })
       .prefault({})
       .describe('Default keepalive policy of each leg, for every route.'),
+    upstreams: z
+      .record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'upstream names use letters, digits, ".", "_" and "-"'), UpstreamSchema)
+      .default({})
+      .describe('SSH bastions, by name, for routes with `via`.'),
+    upstreamPool: z
+      .strictObject({
+        max: z.number().int().min(1).max(10000).default(64).describe('Most pooled bastion connections; past it the least recently used idle one is closed.'),
+        idleTimeout: durationDefault('A pooled bastion connection with no channel for this long is closed.', '2m'),
+      })
+      .prefault({})
+      .describe('One SSH connection per bastion (chain) is shared by all channels through it, like ControlMaster.'),
     routes: z
       .array(RouteSchema)
       .describe('Who may reach which destinations, with which keepalive. First match wins; no match = refused.'),

@@ -10,7 +10,8 @@
  * connection is fully closed. (ssh2's channel.end() sends EOF and CLOSE together, which would cut the
  * client's remaining upload, so it is only used once both directions are done.)
  */
-import type net from 'node:net';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ServerChannel } from '../ssh/ssh2.js';
 
 export type ChannelCloseReason =
@@ -20,7 +21,9 @@ export type ChannelCloseReason =
   | 'upstream-keepalive-timeout'
   | 'session-closed'
   | 'shutdown'
-  | 'client-keepalive-timeout';
+  | 'client-keepalive-timeout'
+  | 'upstream-idle'
+  | 'upstream-evicted';
 
 export interface JumpChannelInfo {
   readonly id: number;
@@ -39,14 +42,20 @@ export class JumpChannel {
   readonly openedAt = Date.now();
   /** performance.now() of the last chunk from the target (for the idle time in close logs). */
   lastUpstreamRx = performance.now();
+  /** Byte counts for upstreams that are not sockets (an SSH channel through a bastion). */
+  private up = 0;
+  private down = 0;
+  private readonly socket: net.Socket | null;
 
   constructor(
     readonly info: JumpChannelInfo,
     private readonly channel: ServerChannel,
-    private readonly upstream: net.Socket,
+    private readonly upstream: Duplex,
     private readonly onClosed: (ch: JumpChannel, reason: ChannelCloseReason, error?: string) => void,
   ) {
     let upstreamError: string | undefined;
+    this.socket = upstream instanceof net.Socket ? upstream : null;
+    if (!this.socket) channel.on('data', (d: Buffer) => (this.up += d.length));
     channel.pipe(upstream);
     upstream.pipe(channel, { end: false });
     upstream.once('end', () => {
@@ -54,8 +63,9 @@ export class JumpChannel {
       if (!channel.writable) return;
       channel.write(EMPTY, () => (channel as unknown as { eof(): void }).eof());
     });
-    upstream.on('data', () => {
+    upstream.on('data', (d: Buffer) => {
       this.lastUpstreamRx = performance.now();
+      if (!this.socket) this.down += d.length;
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       upstreamError = err.code ?? err.message;
@@ -73,11 +83,11 @@ export class JumpChannel {
   }
 
   get bytesUp(): number {
-    return this.upstream.bytesWritten;
+    return this.socket ? this.socket.bytesWritten : this.up;
   }
 
   get bytesDown(): number {
-    return this.upstream.bytesRead;
+    return this.socket ? this.socket.bytesRead : this.down;
   }
 
   get isClosed(): boolean {
@@ -95,6 +105,8 @@ export class JumpChannel {
       else closeChannel(this.channel);
     } else {
       this.upstream.destroy();
+      // An ssh2 channel's destroy() only sends EOF+CLOSE; drain it so it can end and emit 'close'.
+      if (!this.socket) this.upstream.resume();
       closeChannel(this.channel);
     }
     this.onClosed(this, reason, error);

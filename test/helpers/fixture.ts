@@ -28,7 +28,7 @@ export function requireSshd(ctx: Mocha.Context): void {
   }
 }
 
-export async function makeScene(identities: string[], sshdPlace: SshdPlace = {}): Promise<Scene> {
+export async function makeScene(identities: string[], sshdPlace: SshdPlace = {}, sshdExtra: string[] = []): Promise<Scene> {
   const dir = tempDir();
   fs.mkdirSync(path.join(dir, 'ak'), { mode: 0o755 });
   const keys: Record<string, string> = {};
@@ -43,7 +43,7 @@ export async function makeScene(identities: string[], sshdPlace: SshdPlace = {})
   // The target accepts every test identity as root: the tests are about the jump host.
   const targetKeys = path.join(dir, 'target_authorized_keys');
   fs.writeFileSync(targetKeys, Object.values(keys).map((k) => publicKey(k)).join('\n') + '\n', { mode: 0o600 });
-  const sshd = await startSshd(dir, targetKeys, [], sshdPlace);
+  const sshd = await startSshd(dir, targetKeys, sshdExtra, sshdPlace);
   return {
     dir,
     sshd,

@@ -50,7 +50,7 @@ export async function startSshd(dir: string, authorizedKeys: string, extra: stri
         'MaxStartups 100:30:200',
         'MaxSessions 100',
         'Subsystem sftp internal-sftp',
-        ...extra,
+        ...extra.map((l) => l.replaceAll('$PORT', String(port))),
         '',
       ].join('\n'),
     );

@@ -37,13 +37,13 @@ describe('holdfast check', function () {
     {
       what: 'an unknown key, named by its path',
       yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    to: ["*.lab"]\n    kepalive:\n      client: { interval: 10s }\n',
-      lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, keepalive)'],
+      lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, via, keepalive)'],
     },
     {
       what: 'an unknown top-level key',
       yaml: 'authorizedKeys: authorized_keys\nlisten_port: 22\nroutes: []\n',
       lines: [
-        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, loginGraceTime, maxAuthTries, maxChannels, connectTimeout, shutdownTimeout, logLevel, keepalive, routes)',
+        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, loginGraceTime, maxAuthTries, maxChannels, connectTimeout, shutdownTimeout, logLevel, keepalive, upstreams, upstreamPool, routes)',
       ],
     },
     {
@@ -73,6 +73,22 @@ describe('holdfast check', function () {
       what: 'a missing required key and a wrong type',
       yaml: 'authorizedKeys: authorized_keys\nmaxAuthTries: many\n',
       lines: ['bad.yaml:1:1: routes: is required', 'bad.yaml:2:15: maxAuthTries: expected number, received string'],
+    },
+    {
+      what: 'a via naming no upstream, and an upstream whose identity key file is missing',
+      yaml: 'authorizedKeys: authorized_keys\nupstreams:\n  dc2:\n    host: b.example\n    user: hf\n    identity: keys/dc2_ed25519\n    hostKeyPolicy: accept-new\nroutes:\n  - name: a\n    to: [x]\n    via: [dc2, dc3]\n',
+      lines: [
+        "bad.yaml:6:15: upstreams.dc2.identity: DIR/keys/dc2_ed25519 does not exist (holdfast's private key for this bastion)",
+        'bad.yaml:11:16: routes[0].via[1]: no upstream named "dc3" (upstreams: dc2)',
+      ],
+    },
+    {
+      what: 'a strict upstream without knownHosts',
+      yaml: 'authorizedKeys: authorized_keys\nupstreams:\n  dc2:\n    host: b.example\n    user: hf\n    identity: authorized_keys\nroutes: []\n',
+      lines: [
+        "bad.yaml:4:5: upstreams.dc2: needs knownHosts (or hostKeyPolicy: accept-new) to check the bastion's host key",
+        'bad.yaml:6:15: upstreams.dc2.identity: DIR/authorized_keys holds no private key',
+      ],
     },
     {
       what: 'duplicate route names',

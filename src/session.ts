@@ -284,16 +284,7 @@ export class Session {
         }
         return rejectChannel(conn, reject, 'connect-failed', `${describeConnectError(code)} (${formatDestination({ host, port, address })})`);
       }
-      if (this.closing) {
-        sock.destroy();
-        return rejectChannel(conn, reject, 'connect-failed', 'session is closing');
-      }
-      const channel = accept();
-      if (!channel) {
-        sock.destroy();
-        return;
-      }
-      this.startRelay(channel, sock, route, dst, address);
+      this.acceptAndRelay(accept, reject, sock, route, dst, address);
     } finally {
       this.pendingOpens--;
     }
@@ -323,19 +314,32 @@ export class Session {
       if (!this.closing) this.ctx.log.warn('channel-connect-failed', { ...base, route: route.name, upstream, why });
       return rejectChannel(conn, reject, 'connect-failed', why);
     }
+    jc = this.acceptAndRelay(accept, reject, stream, route, dst, `via ${upstream}`);
+    const release = () => pooled.release(stream);
+    if (!jc || jc.isClosed) release();
+    else this.releases.set(jc, release);
+  }
+
+  /** The upstream is connected: confirm the channel to the client and start relaying (or let go). */
+  private acceptAndRelay(
+    accept: () => ServerChannel | undefined,
+    reject: () => void,
+    upstream: Duplex,
+    route: ResolvedRoute,
+    dst: string,
+    addr: string,
+  ): JumpChannel | undefined {
     if (this.closing) {
-      stream.destroy();
-      return rejectChannel(conn, reject, 'connect-failed', 'session is closing');
+      upstream.destroy();
+      rejectChannel(this.conn!, reject, 'connect-failed', 'session is closing');
+      return undefined;
     }
     const channel = accept();
     if (!channel) {
-      stream.destroy();
-      return;
+      upstream.destroy();
+      return undefined;
     }
-    jc = this.startRelay(channel, stream, route, dst, `via ${upstream}`);
-    const release = () => pooled.release(stream);
-    if (jc.isClosed) release();
-    else this.releases.set(jc, release);
+    return this.startRelay(channel, upstream, route, dst, addr);
   }
 
   private startRelay(channel: ServerChannel, sock: Duplex, route: ResolvedRoute, dst: string, addr: string): JumpChannel {

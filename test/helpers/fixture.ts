@@ -55,3 +55,15 @@ export async function makeScene(identities: string[], sshdPlace: SshdPlace = {},
     },
   };
 }
+
+/** A config with one route to the scene's target sshd; `extra` is more top-level YAML. */
+export function oneRouteConfig(scene: Scene, extra = ''): string {
+  return `listen: [{address: 127.0.0.1, port: 0}]
+hostKeys: [hk/key]
+authorizedKeys: ak/%u
+${extra}
+routes:
+  - name: target
+    to: ["127.0.0.1:${scene.sshd.port}"]
+`;
+}

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { expect } from 'chai';
 import ssh2 from 'ssh2';
-import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { makeScene, oneRouteConfig, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { keygen, publicKey, removeTempDirs } from '../helpers/tmp.js';
 import { sshJump } from '../helpers/ssh.js';
@@ -43,18 +43,7 @@ describe('robustness: hostile and broken clients', function () {
     requireSshd(this);
     scene = await makeScene(['alice']);
     scene.authorize('alice', [publicKey(scene.keys.alice!)]);
-    hf = await startHoldfast(
-      scene.dir,
-      `listen: [{address: 127.0.0.1, port: 0}]
-hostKeys: [hk/key]
-authorizedKeys: ak/%u
-loginGraceTime: 1500ms
-maxAuthTries: 3
-routes:
-  - name: target
-    to: ["127.0.0.1:${scene.sshd.port}"]
-`,
-    );
+    hf = await startHoldfast(scene.dir, oneRouteConfig(scene, 'loginGraceTime: 1500ms\nmaxAuthTries: 3'));
   });
 
   after(async function () {

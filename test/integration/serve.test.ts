@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
-import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { makeScene, oneRouteConfig, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast } from '../helpers/holdfast.js';
 import { holdfast } from '../helpers/cli.js';
 import { publicKey, removeTempDirs, tempDir } from '../helpers/tmp.js';
@@ -56,7 +56,7 @@ describe('holdfast serve', function () {
 
   it('SIGTERM with a session open: closes it with reason "shutdown" and exits 0 within the bound', async function () {
     this.timeout(30_000);
-    const hf = await startHoldfast(scene.dir, config(scene, 'shutdownTimeout: 2s'));
+    const hf = await startHoldfast(scene.dir, oneRouteConfig(scene, 'shutdownTimeout: 2s'));
     const session = sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'sleep 60');
     await hf.waitForLog((l) => l.event === 'channel-open');
     const t0 = Date.now();
@@ -72,19 +72,19 @@ describe('holdfast serve', function () {
   });
 
   it('SIGINT on an idle server exits 0', async function () {
-    const hf = await startHoldfast(scene.dir, config(scene));
+    const hf = await startHoldfast(scene.dir, oneRouteConfig(scene));
     expect(await hf.stop('SIGINT')).to.equal(0);
     expect(hf.logs.some((l) => l.event === 'shutdown-complete')).to.equal(true);
   });
 
   it('SIGHUP reloads routes; a broken config on reload is refused and the old one kept', async function () {
     this.timeout(30_000);
-    const hf = await startHoldfast(scene.dir, config(scene));
+    const hf = await startHoldfast(scene.dir, oneRouteConfig(scene));
     try {
       const before = await sshJump(scene.cfgInfo.alice!, 'alice', hf.port, scene.sshd.port, 'echo ok');
       expect(before.stdout.toString()).to.equal('ok\n');
       const file = path.join(scene.dir, 'holdfast.yaml');
-      fs.writeFileSync(file, config(scene).replace(`127.0.0.1:${scene.sshd.port}`, '127.0.0.1:1'));
+      fs.writeFileSync(file, oneRouteConfig(scene).replace(`127.0.0.1:${scene.sshd.port}`, '127.0.0.1:1'));
       hf.proc.kill('SIGHUP');
       await hf.waitForLog((l) => l.event === 'reloaded');
       const after = await sshJump(scene.cfgInfo.alice!, 'alice', hf.port, scene.sshd.port, 'echo ok');
@@ -104,7 +104,7 @@ describe('holdfast serve', function () {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as net.AddressInfo).port;
-    fs.writeFileSync(path.join(scene.dir, 'taken.yaml'), config(scene).replace('port: 0', `port: ${port}`));
+    fs.writeFileSync(path.join(scene.dir, 'taken.yaml'), oneRouteConfig(scene).replace('port: 0', `port: ${port}`));
     const r = holdfast(['serve', '--config', 'taken.yaml'], { cwd: scene.dir });
     blocker.close();
     expect(r.code).to.equal(1);
@@ -119,14 +119,3 @@ describe('holdfast serve', function () {
     expect(r.stderr).to.match(/^bad\.yaml:3:10: routes\[0\]\.to\[0\]: "a:99999" is not a valid port/);
   });
 });
-
-function config(scene: Scene, extra = ''): string {
-  return `listen: [{address: 127.0.0.1, port: 0}]
-hostKeys: [hk/key]
-authorizedKeys: ak/%u
-${extra}
-routes:
-  - name: target
-    to: ["127.0.0.1:${scene.sshd.port}"]
-`;
-}

@@ -3,7 +3,7 @@
  * no socket to the target and its open file count is back where it started.
  */
 import { expect } from 'chai';
-import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { makeScene, oneRouteConfig, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { publicKey, removeTempDirs } from '../helpers/tmp.js';
 import { sshJump } from '../helpers/ssh.js';
@@ -32,16 +32,7 @@ describe('teardown: no sockets, timers or upstream connections left behind', fun
     requireSshd(this);
     scene = await makeScene(['alice']);
     scene.authorize('alice', [publicKey(scene.keys.alice!)]);
-    hf = await startHoldfast(
-      scene.dir,
-      `listen: [{address: 127.0.0.1, port: 0}]
-hostKeys: [hk/key]
-authorizedKeys: ak/%u
-routes:
-  - name: target
-    to: ["127.0.0.1:${scene.sshd.port}"]
-`,
-    );
+    hf = await startHoldfast(scene.dir, oneRouteConfig(scene));
   });
 
   after(async function () {

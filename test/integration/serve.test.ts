@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import { makeScene, oneRouteConfig, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast } from '../helpers/holdfast.js';
@@ -39,7 +40,10 @@ describe('holdfast serve', function () {
       expect(hf.port).to.equal(2222);
       const key = path.join(state, 'ssh_host_ed25519_key');
       expect(fs.statSync(key).mode & 0o777).to.equal(0o600);
-      expect(fs.readFileSync(key, 'utf8')).to.match(/^-----BEGIN OPENSSH PRIVATE KEY-----/);
+      // OpenSSH format: ssh-keygen itself reads it back (-y prints the public key).
+      const pub = spawnSync('ssh-keygen', ['-y', '-f', key], { encoding: 'utf8' });
+      expect(pub.status, pub.stderr).to.equal(0);
+      expect(pub.stdout).to.match(/^ssh-ed25519 /);
       await hf.waitForLog((l) => l.event === 'host-key-created' && l.file === key);
 
       // Port 22 is what the default route allows: the sshd on another port is refused...

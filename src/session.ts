@@ -14,6 +14,7 @@ import type { Logger } from './log.js';
 import { matchOfferedKey, signatureValid, type AuthorizedKeysStore } from './ssh/auth.js';
 import { permitOpenAllows, unmapIPv4, type AuthorizedKey } from './ssh/authorized-keys.js';
 import { disconnect, rejectChannel } from './ssh/server-adapter.js';
+import { fingerprintOf } from './ssh/known-hosts.js';
 import { connectTcp, ConnectError, describeConnectError } from './legs/tcp-upstream.js';
 import { JumpChannel, type ChannelCloseReason } from './legs/jump-channel.js';
 import { resolveAndRoute, type Lookup } from './legs/resolve-destination.js';
@@ -22,7 +23,7 @@ import { ClientKeepalive } from './legs/client-keepalive.js';
 import { applyTcpKeepalive } from './legs/tcp-keepalive.js';
 import { tcpKeepaliveOptions } from './keepalive/tcp-options.js';
 import { describePolicy, strictest, type KeepalivePolicy } from './keepalive/policy.js';
-import type { MonitorStats } from './keepalive/monitor.js';
+import { rttForLog, type MonitorStats } from './keepalive/monitor.js';
 import { UpstreamDialError, type PooledUpstream, type UpstreamPool } from './legs/ssh-upstream.js';
 import { findRoute } from './routing/route-table.js';
 import net from 'node:net';
@@ -138,7 +139,7 @@ export class Session {
     }
     const pk = authCtx as PublicKeyAuthContext;
     const offered = { algo: pk.key.algo, data: pk.key.data };
-    const keyFields = { ...fields, keyType: pk.key.algo, fingerprint: fingerprint(pk.key.data) };
+    const keyFields = { ...fields, keyType: pk.key.algo, fingerprint: fingerprintOf(pk.key.data) };
     const lookup = this.ctx.keys.lookup(authCtx.username);
     if (!lookup.ok) {
       this.failAuth(lookup.why, keyFields, config.maxAuthTries);
@@ -199,7 +200,7 @@ export class Session {
       countMax: p.countMax,
       probesSent: stats.probesSent,
       probesAnswered: stats.probesAnswered,
-      lastRttMs: roundMs(stats.lastRttMs),
+      lastRttMs: rttForLog(stats.lastRttMs),
       idleMs: Math.round(stats.idleMs),
     });
     this.close('client-keepalive-timeout');
@@ -488,14 +489,6 @@ export class Session {
   }
 }
 
-function roundMs(v: number | null): number | null {
-  return v === null ? null : Math.round(v * 100) / 100;
-}
-
 function keepaliveSummary(s: MonitorStats) {
-  return { probesSent: s.probesSent, probesAnswered: s.probesAnswered, lastRttMs: roundMs(s.lastRttMs), srttMs: roundMs(s.srttMs) };
-}
-
-function fingerprint(publicSSH: Buffer): string {
-  return `SHA256:${crypto.createHash('sha256').update(publicSSH).digest('base64').replace(/=+$/, '')}`;
+  return { probesSent: s.probesSent, probesAnswered: s.probesAnswered, lastRttMs: rttForLog(s.lastRttMs), srttMs: rttForLog(s.srttMs) };
 }

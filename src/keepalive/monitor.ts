@@ -32,6 +32,11 @@ export interface MonitorStats {
   readonly idleMs: number;
 }
 
+/** RTTs in logs: milliseconds with two decimals. */
+export function rttForLog(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms * 100) / 100;
+}
+
 export interface MonitorHooks {
   /** Send one probe now. */
   probe(): void;

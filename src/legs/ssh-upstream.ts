@@ -15,9 +15,10 @@ import { Client, type ClientChannel } from '../ssh/ssh2.js';
 import type { ResolvedUpstream } from '../config/resolve.js';
 import type { Logger } from '../log.js';
 import { appendKnownHost, checkHostKey, fingerprintOf, knownTypes, readKnownHosts, keyType } from '../ssh/known-hosts.js';
-import { KeepaliveMonitor, systemClock } from '../keepalive/monitor.js';
+import { KeepaliveMonitor, rttForLog, systemClock } from '../keepalive/monitor.js';
 import { describePolicy, strictest, type KeepalivePolicy } from '../keepalive/policy.js';
 import { serverAlgorithms } from '../ssh/server-adapter.js';
+import { pingClient, transport } from '../ssh/ping.js';
 
 export type UpstreamCloseReason = 'upstream-keepalive-timeout' | 'upstream-closed' | 'upstream-error' | 'upstream-idle' | 'upstream-evicted' | 'shutdown';
 
@@ -124,7 +125,7 @@ export class PooledUpstream {
       return;
     }
     this.monitor = new KeepaliveMonitor(policy, systemClock, {
-      probe: () => ping(this.client, (rtt) => this.monitor?.replied(rtt)),
+      probe: () => pingClient(this.client, (rtt) => this.monitor?.replied(rtt)),
       dead: (stats) => {
         this.opts.log.warn('upstream-keepalive-timeout', {
           upstream: this.key,
@@ -137,7 +138,7 @@ export class PooledUpstream {
           channels: this.channels.size,
           probesSent: stats.probesSent,
           probesAnswered: stats.probesAnswered,
-          lastRttMs: stats.lastRttMs === null ? null : Math.round(stats.lastRttMs * 100) / 100,
+          lastRttMs: rttForLog(stats.lastRttMs),
           idleMs: Math.round(stats.idleMs),
         });
         this.close('upstream-keepalive-timeout');
@@ -166,7 +167,7 @@ export class PooledUpstream {
     for (const c of channels) c.onClose(reason, detail);
     for (const hop of [...this.hops].reverse()) {
       hop.end();
-      (hop as unknown as { _sock?: Duplex })._sock?.destroy();
+      transport(hop).destroy();
     }
     this.opts.log.info('upstream-close', { upstream: this.key, reason, ...(detail ? { detail } : {}), channels: channels.length, durationMs: Date.now() - this.openedAt });
     this.onGone(this);
@@ -228,19 +229,6 @@ export class UpstreamPool {
     for (const p of [...this.cache.values()]) p.close(reason);
     this.cache.clear();
   }
-}
-
-function transport(client: InstanceType<typeof Client>): Duplex {
-  return (client as unknown as { _sock: Duplex })._sock;
-}
-
-/** keepalive@openssh.com with a reply callback on an ssh2 Client (private: `_callbacks`, `_protocol.ping`). */
-function ping(client: InstanceType<typeof Client>, onReply: (rttMs: number) => void): void {
-  const c = client as unknown as { _callbacks?: Array<(...a: unknown[]) => void>; _protocol?: { ping(): void } };
-  if (!c._callbacks || !c._protocol) return;
-  const t = performance.now();
-  c._callbacks.push(() => onReply(performance.now() - t));
-  c._protocol.ping();
 }
 
 function forward(client: InstanceType<typeof Client>, host: string, port: number, name: string): Promise<ClientChannel> {

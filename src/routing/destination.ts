@@ -57,20 +57,30 @@ export function parseDestinationPattern(source: string): ParseResult<Destination
 
   if (hostPart === '') return { ok: false, message: `${q} has no host` };
   if (hostPart.includes('/')) {
-    const [addr, bits, extra] = hostPart.split('/');
-    const family = net.isIP(addr ?? '');
-    const max = family === 6 ? 128 : 32;
-    if (extra !== undefined || family === 0 || !/^\d{1,3}$/.test(bits ?? '') || Number(bits) > max) {
-      return { ok: false, message: `${q} is not a valid CIDR (expected e.g. 198.18.4.0/24 or 2001:db8::/32)` };
-    }
-    const blockList = new net.BlockList();
-    blockList.addSubnet(addr!, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
-    return { ok: true, value: { source, negated, port, kind: 'cidr', network: addr!, prefix: Number(bits), blockList } };
+    const cidr = parseCidr(hostPart);
+    if (!cidr) return { ok: false, message: `${q} is not a valid CIDR (expected e.g. 198.18.4.0/24 or 2001:db8::/32)` };
+    return { ok: true, value: { source, negated, port, kind: 'cidr', ...cidr } };
   }
   if (!HOST_PATTERN.test(hostPart)) {
     return { ok: false, message: `${q} is not a valid host pattern (letters, digits, ".", "-", "_", "*", "?")` };
   }
   return { ok: true, value: { source, negated, port, kind: 'host', pattern: hostPart } };
+}
+
+/** "addr/bits" as a BlockList, or null when it is not a valid IPv4/IPv6 CIDR. */
+export function parseCidr(text: string): { network: string; prefix: number; blockList: net.BlockList } | null {
+  const [addr, bits, extra] = text.split('/');
+  const family = net.isIP(addr ?? '');
+  if (extra !== undefined || family === 0 || !/^\d{1,3}$/.test(bits ?? '') || Number(bits) > (family === 6 ? 128 : 32)) return null;
+  const blockList = new net.BlockList();
+  blockList.addSubnet(addr!, Number(bits), family === 6 ? 'ipv6' : 'ipv4');
+  return { network: addr!, prefix: Number(bits), blockList };
+}
+
+/** True when `address` is an IP inside the BlockList's subnet. */
+export function inBlockList(list: net.BlockList, address: string): boolean {
+  const family = net.isIP(address);
+  return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
 
 /** A destination as holdfast will connect to it: the name the client asked for and the address it resolved to. */
@@ -87,8 +97,7 @@ export function destinationPatternMatches(p: DestinationPattern, dest: Destinati
     // "10.1.2.*" means the address, whatever name led there.
     return wildcardMatch(dest.host, p.pattern) || wildcardMatch(dest.address, p.pattern);
   }
-  const family = net.isIP(dest.address);
-  return family !== 0 && p.blockList.check(dest.address, family === 6 ? 'ipv6' : 'ipv4');
+  return inBlockList(p.blockList, dest.address);
 }
 
 /** A `to:` list: some positive entry matches and no negated one does. */

@@ -10,6 +10,7 @@
 import net from 'node:net';
 import { utils, type ParsedKey } from './ssh2.js';
 import { matchPatternList } from '../routing/wildcard.js';
+import { inBlockList, parseCidr } from '../routing/destination.js';
 
 export interface PermitOpen {
   readonly host: string; // '*' = any
@@ -208,17 +209,8 @@ export function fromAllows(options: KeyOptions, clientIp: string): boolean {
 }
 
 function cidrMatch(cidr: string, ip: string): boolean {
-  const [net0, bits] = cidr.split('/');
-  const fam = net.isIP(net0 ?? '');
-  const ipFam = net.isIP(ip);
-  if (fam === 0 || ipFam === 0 || !/^\d+$/.test(bits ?? '')) return false;
-  const list = new net.BlockList();
-  try {
-    list.addSubnet(net0!, Number(bits), fam === 6 ? 'ipv6' : 'ipv4');
-  } catch {
-    return false;
-  }
-  return list.check(ip, ipFam === 6 ? 'ipv6' : 'ipv4');
+  const parsed = parseCidr(cidr);
+  return parsed !== null && inBlockList(parsed.blockList, ip);
 }
 
 /** permitopen=: matched against the host and port as the client requested them (sshd does the same). */

@@ -8,7 +8,8 @@
  * one's round-trip time. holdfast's server sends no other global requests, so every reply is a ping's.
  * Never ping before `ready`: OpenSSH aborts with "bad message during authentication: type 80".
  */
-import type { Connection } from './ssh2.js';
+import type { Duplex } from 'node:stream';
+import type { Client, Connection } from './ssh2.js';
 
 interface ProtocolWithHandlers {
   ping(): void;
@@ -41,4 +42,23 @@ export function createPinger(conn: Connection, onReply: (rttMs: number) => void,
       return sentAt.length;
     },
   };
+}
+
+/**
+ * keepalive@openssh.com with a reply callback on an ssh2 Client (holdfast's own bastion connection).
+ * ssh2's Client keeps a FIFO of global-request callbacks (`_callbacks`) that its REQUEST_SUCCESS /
+ * REQUEST_FAILURE handlers shift; pushing ours first keeps the order right. ssh2's own client
+ * keepalive is not used: it resets only on replies, never on data (ssh2 issue #474).
+ */
+export function pingClient(client: InstanceType<typeof Client>, onReply: (rttMs: number) => void): void {
+  const c = client as unknown as { _callbacks?: Array<(...a: unknown[]) => void>; _protocol?: { ping(): void } };
+  if (!c._callbacks || !c._protocol) return;
+  const t = performance.now();
+  c._callbacks.push(() => onReply(performance.now() - t));
+  c._protocol.ping();
+}
+
+/** The stream under an ssh2 Client (a TCP socket, or the previous hop's channel): private `_sock`. */
+export function transport(client: InstanceType<typeof Client>): Duplex {
+  return (client as unknown as { _sock: Duplex })._sock;
 }

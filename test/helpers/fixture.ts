@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { keygen, publicKey, tempDir } from './tmp.js';
+import { keygen, publicKey, removeTempDirs, tempDir } from './tmp.js';
 import { startSshd, sshdAvailable, type Sshd, type SshdPlace } from './sshd.js';
 import { writeSshConfig } from './ssh.js';
 
@@ -19,6 +19,10 @@ export interface Scene {
   readonly cfgInfo: Record<string, string>;
   /** Writes DIR/ak/USER with the given lines (0600). */
   authorize(user: string, lines: string[]): void;
+  /** Authorizes each user's own test key, with no options. */
+  authorizeOwn(...users: string[]): void;
+  /** Stops the target sshd (and its per-connection children) and removes the temporary folders. */
+  stop(): Promise<void>;
 }
 
 export function requireSshd(ctx: Mocha.Context): void {
@@ -44,14 +48,19 @@ export async function makeScene(identities: string[], sshdPlace: SshdPlace = {},
   const targetKeys = path.join(dir, 'target_authorized_keys');
   fs.writeFileSync(targetKeys, Object.values(keys).map((k) => publicKey(k)).join('\n') + '\n', { mode: 0o600 });
   const sshd = await startSshd(dir, targetKeys, sshdExtra, sshdPlace);
+  const authorize = (user: string, lines: string[]) =>
+    fs.writeFileSync(path.join(dir, 'ak', user), lines.join('\n') + '\n', { mode: 0o600 });
   return {
     dir,
     sshd,
     keys,
     cfg,
     cfgInfo,
-    authorize(user, lines) {
-      fs.writeFileSync(path.join(dir, 'ak', user), lines.join('\n') + '\n', { mode: 0o600 });
+    authorize,
+    authorizeOwn: (...users) => users.forEach((u) => authorize(u, [publicKey(keys[u]!)])),
+    stop: async () => {
+      await sshd.stop();
+      removeTempDirs();
     },
   };
 }

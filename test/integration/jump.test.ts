@@ -39,7 +39,7 @@ describe('ssh -J through holdfast to a real sshd', function () {
   before(async function () {
     requireSshd(this);
     scene = await makeScene(['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'mallory']);
-    scene.authorize('alice', [publicKey(scene.keys.alice!)]);
+    scene.authorizeOwn('alice');
     scene.authorize('bob', [publicKey(scene.keys.bob!)]);
     scene.authorize('carol', [`from="10.9.9.9" ${publicKey(scene.keys.carol!)}`]);
     scene.authorize('dave', [`permitopen="127.0.0.1:${scene.sshd.port}" ${publicKey(scene.keys.dave!)}`]);

@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import { expect } from 'chai';
 import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
-import { publicKey, removeTempDirs } from '../helpers/tmp.js';
 import { sshJump } from '../helpers/ssh.js';
 import { startIdleRelay, type IdleRelay } from '../helpers/idle-relay.js';
 import { waitFor } from '../helpers/wait.js';
@@ -24,7 +23,7 @@ describe('keepalive on loopback', function () {
   before(async function () {
     requireSshd(this);
     scene = await makeScene(['alice', 'bob', 'carol', 'dave']);
-    for (const u of ['alice', 'bob', 'carol', 'dave']) scene.authorize(u, [publicKey(scene.keys[u]!)]);
+    scene.authorizeOwn('alice', 'bob', 'carol', 'dave');
     for (const u of ['alice', 'bob', 'carol', 'dave']) {
       const cfg = scene.cfg[u]!;
       expect(fs.readFileSync(cfg, 'utf8')).to.not.match(/ServerAlive|TCPKeepAlive yes/);
@@ -67,8 +66,7 @@ routes:
   after(async function () {
     await relay?.close();
     await hf?.stop();
-    await scene?.sshd.stop();
-    removeTempDirs();
+    await scene?.stop();
   });
 
   it('client leg through a middlebox that forgets idle flows: alive with keepalive, frozen without (both shown)', async function () {

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { expect } from 'chai';
 import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
-import { publicKey, removeTempDirs } from '../helpers/tmp.js';
+import { removeTempDirs } from '../helpers/tmp.js';
 import { run } from '../helpers/ssh.js';
 import { createTopology, netnsAvailable, type Topology } from '../helpers/netns.js';
 
@@ -31,7 +31,7 @@ describe('keepalive through kernel middleboxes (conntrack in network namespaces)
     }
     topo = createTopology(FORGET_S);
     scene = await makeScene(['alice', 'bob', 'carol', 'dave'], { netns: topo.ns.target, address: topo.addr.target, port: 22 });
-    for (const u of ['alice', 'bob', 'carol', 'dave']) scene.authorize(u, [publicKey(scene.keys[u]!)]);
+    scene.authorizeOwn('alice', 'bob', 'carol', 'dave');
     const target = `${topo.addr.target}:22`;
     hf = await startHoldfast(
       scene.dir,

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import ssh2 from 'ssh2';
 import { makeScene, oneRouteConfig, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
-import { keygen, publicKey, removeTempDirs } from '../helpers/tmp.js';
+import { keygen } from '../helpers/tmp.js';
 import { sshJump } from '../helpers/ssh.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -42,14 +42,13 @@ describe('robustness: hostile and broken clients', function () {
   before(async function () {
     requireSshd(this);
     scene = await makeScene(['alice']);
-    scene.authorize('alice', [publicKey(scene.keys.alice!)]);
+    scene.authorizeOwn('alice');
     hf = await startHoldfast(scene.dir, oneRouteConfig(scene, 'loginGraceTime: 1500ms\nmaxAuthTries: 3'));
   });
 
   after(async function () {
     await hf?.stop();
-    await scene?.sshd.stop();
-    removeTempDirs();
+    await scene?.stop();
   });
 
   it('survives random bytes, a truncated banner and a silent client while another session carries on', async function () {

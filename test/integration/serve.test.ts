@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { makeScene, oneRouteConfig, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast } from '../helpers/holdfast.js';
 import { holdfast } from '../helpers/cli.js';
-import { publicKey, removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { publicKey, tempDir } from '../helpers/tmp.js';
 import { run, sshJump } from '../helpers/ssh.js';
 
 describe('holdfast serve', function () {
@@ -19,11 +19,10 @@ describe('holdfast serve', function () {
   before(async function () {
     requireSshd(this);
     scene = await makeScene(['alice']);
-    scene.authorize('alice', [publicKey(scene.keys.alice!)]);
+    scene.authorizeOwn('alice');
   });
   after(async function () {
-    await scene?.sshd.stop();
-    removeTempDirs();
+    await scene?.stop();
   });
 
   it('runs on the embedded default with no config: :2222, host key created 0600, ~/.ssh/authorized_keys, any host on port 22', async function () {

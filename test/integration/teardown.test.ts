@@ -5,7 +5,6 @@
 import { expect } from 'chai';
 import { makeScene, oneRouteConfig, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
-import { publicKey, removeTempDirs } from '../helpers/tmp.js';
 import { sshJump } from '../helpers/ssh.js';
 import { openFds, tcpConnectionsTo } from '../helpers/proc.js';
 import { waitFor } from '../helpers/wait.js';
@@ -31,14 +30,13 @@ describe('teardown: no sockets, timers or upstream connections left behind', fun
   before(async function () {
     requireSshd(this);
     scene = await makeScene(['alice']);
-    scene.authorize('alice', [publicKey(scene.keys.alice!)]);
+    scene.authorizeOwn('alice');
     hf = await startHoldfast(scene.dir, oneRouteConfig(scene));
   });
 
   after(async function () {
     await hf?.stop();
-    await scene?.sshd.stop();
-    removeTempDirs();
+    await scene?.stop();
   });
 
   it('20 sequential and 20 concurrent sessions leave the fd count where it started', async function () {

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import { expect } from 'chai';
 import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
-import { keygen, publicKey, removeTempDirs } from '../helpers/tmp.js';
+import { keygen, publicKey } from '../helpers/tmp.js';
 import { run, sshJump } from '../helpers/ssh.js';
 import { descendants, startSshd, type Sshd } from '../helpers/sshd.js';
 import { startIdleRelay, type IdleRelay } from '../helpers/idle-relay.js';
@@ -32,7 +32,7 @@ describe('via: through SSH bastions on a pooled connection', function () {
     // The target also answers on the other loopback addresses the routes below are told apart by.
     const extraListen = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.1.1', '127.0.1.2'].map((a) => `ListenAddress ${a}:$PORT`);
     scene = await makeScene(['alice'], {}, extraListen);
-    scene.authorize('alice', [publicKey(scene.keys.alice!)]);
+    scene.authorizeOwn('alice');
     const hfKey = keygen(scene.dir, 'holdfast_bastion_key');
     const stranger = keygen(scene.dir, 'stranger_key');
     void stranger;
@@ -92,8 +92,7 @@ ${['b1', 'b1-changed', 'b1-changed-new', 'b1-unknown', 'b1-new', 'b1-badkey']
     await hf?.stop();
     await b1?.stop();
     await b2?.stop();
-    await scene?.sshd.stop();
-    removeTempDirs();
+    await scene?.stop();
   });
 
   const accepted = (b: Sshd) => (b.log().match(/Accepted publickey for root/g) ?? []).length;

@@ -106,8 +106,11 @@ export class Session {
   attach(conn: Connection): void {
     this.conn = conn;
     conn.on('error', (err: Error & { level?: string }) => {
-      // Socket-level errors arrive on the socket too; only protocol faults change the close reason.
-      if (err.level !== 'client-socket') this.protocolError ??= err.message;
+      // ssh2's server marks errors of the client's TCP socket with level 'socket' (ECONNRESET when
+      // the user's ssh exits with data in flight). The peer went away: that is 'peer-closed', with the
+      // socket error as detail. Only faults in the SSH protocol itself make it 'protocol-error'.
+      // (The socket's own 'error' handler has already recorded that detail.)
+      if (err.level !== 'socket') this.protocolError ??= err.message;
     });
     conn.on('authentication', (authCtx: AuthContext) => this.authenticate(authCtx));
     conn.on('ready', () => {

@@ -106,6 +106,26 @@ describe('robustness: hostile and broken clients', function () {
     expect(String(close.detail)).to.include('maxAuthTries 3');
   });
 
+  it('a client that resets its TCP connection after login is logged as peer-closed with the socket error, not protocol-error', async function () {
+    this.timeout(20_000);
+    const key = fs.readFileSync(scene.keys.alice!);
+    const sock = new net.Socket();
+    sock.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.on('error', () => {});
+      c.on('ready', () => {
+        // What the user's ssh does when it exits with bytes in flight: the kernel answers with RST.
+        sock.resetAndDestroy();
+        resolve();
+      });
+      c.on('close', () => reject(new Error('closed before login')));
+      sock.connect(hf.port, '127.0.0.1', () => c.connect({ sock, username: 'alice', privateKey: key }));
+    });
+    const close = await hf.waitForLog((l) => l.event === 'session-close' && l.authenticated === true && l.detail === 'ECONNRESET');
+    expect(close).to.include({ user: 'alice', reason: 'peer-closed' });
+  });
+
   it('still serves after all that', async function () {
     const r = await sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'echo fine');
     expect(r.stdout.toString()).to.equal('fine\n');

@@ -8,7 +8,7 @@
  * socket has closed, with the final byte counts.
  */
 import crypto from 'node:crypto';
-import type { Connection, ServerChannel, AuthContext, PublicKeyAuthContext } from './ssh/ssh2.js';
+import type { Connection, ServerChannel, ServerSession, AuthContext, PublicKeyAuthContext } from './ssh/ssh2.js';
 import type { ResolvedConfig, ResolvedRoute } from './config/resolve.js';
 import type { Logger } from './log.js';
 import { matchOfferedKey, signatureValid, type AuthorizedKeysStore } from './ssh/auth.js';
@@ -23,11 +23,15 @@ import { ClientKeepalive } from './legs/client-keepalive.js';
 import { applyTcpKeepalive } from './legs/tcp-keepalive.js';
 import { tcpKeepaliveOptions } from './keepalive/tcp-options.js';
 import { describePolicy, strictest, type KeepalivePolicy } from './keepalive/policy.js';
-import { rttForLog, type MonitorStats } from './keepalive/monitor.js';
+import { rttForLog, statsForLog, type MonitorStats } from './keepalive/monitor.js';
 import { UpstreamDialError, type PooledUpstream, type UpstreamPool } from './legs/ssh-upstream.js';
 import { findRoute } from './routing/route-table.js';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { parseGatewayLogin } from './routing/gateway-login.js';
+import { ForwardedAgent } from './ssh/forwarded-agent.js';
+import { GatewayRefused, GatewayUpstream, type GatewayCloseReason } from './legs/ssh-gateway.js';
+import { GatewayChannel, type GatewayChannelCloseReason } from './legs/gateway-channel.js';
 
 export type CloseReason =
   | 'peer-closed'
@@ -36,7 +40,10 @@ export type CloseReason =
   | 'auth-failed'
   | 'protocol-error'
   | 'shutdown'
-  | 'client-keepalive-timeout';
+  | 'client-keepalive-timeout'
+  | 'upstream-keepalive-timeout'
+  | 'upstream-closed'
+  | 'upstream-error';
 
 export interface SessionContext {
   /** Read at each use, so a reload applies to the next decision. */
@@ -77,6 +84,12 @@ export class Session {
   private closing = false;
   private finished = false;
   private protocolError: string | undefined;
+  /** Gateway mode (login `user+target[+port]`): the target, the leg to it and its session channels. */
+  private gatewayTarget: { readonly host: string; readonly port: number } | undefined;
+  private gatewayLoginError: string | undefined;
+  private gateway: GatewayUpstream | undefined;
+  private gatewayRoute: ResolvedRoute | undefined;
+  private readonly gatewayChannels = new Set<GatewayChannel>();
 
   constructor(
     readonly socket: net.Socket,
@@ -121,18 +134,116 @@ export class Session {
         dead: (stats) => this.clientDead(stats),
         probe: (n) => this.ctx.log.debug('keepalive-probe', { session: this.id, leg: 'client', outstanding: n, routes: this.routeNames() }),
       });
+      // Gateway logins dial the target at once: the leg is ready (or its failure known) by the time
+      // the client's session request arrives.
+      if (this.gatewayTarget && !this.authKey?.options.command) this.startGateway(conn, this.gatewayTarget);
     });
     conn.on('tcpip', (accept, reject, info) => {
       void this.openJump(accept, reject, info);
     });
-    conn.on('session', (accept) => this.refuseSession(accept));
+    conn.on('session', (accept, reject) => this.openSession(accept, reject));
+  }
+
+  private openSession(accept: () => unknown, reject: () => void): void {
+    if (this.gatewayLoginError) return this.refuseSession(accept, `holdfast: ${this.gatewayLoginError}\r\n`);
+    if (this.gatewayTarget && this.authKey?.options.command !== undefined) {
+      return this.refuseSession(accept, 'holdfast: your key has a forced command (command= in authorized_keys), so it gets no gateway session\r\n');
+    }
+    if (!this.gateway) return this.refuseSession(accept);
+    if (this.closing) return reject();
+    const config = this.ctx.config();
+    if (this.openChannels() >= config.maxChannels) {
+      this.ctx.log.warn('channel-refused', { session: this.id, user: this.user, src: this.src, dst: this.gateway.dst, why: `maxChannels ${config.maxChannels} reached` });
+      return reject();
+    }
+    const session = accept() as ServerSession | undefined;
+    if (!session) return;
+    const gateway = this.gateway;
+    const opts = this.authKey!.options;
+    const base = () => ({ session: this.id, user: this.user, src: this.src, dst: gateway.dst, addr: gateway.address, route: gateway.route?.name });
+    const gc = new GatewayChannel({ id: this.nextChannelId++, kind: 'session' }, session, gateway, opts, {
+      started: (c) => {
+        if (this.destinations.size < MAX_LOGGED_DESTINATIONS) this.destinations.add(gateway.dst);
+        this.ctx.log.info('channel-open', {
+          ...base(),
+          channel: c.info.id,
+          kind: c.info.kind,
+          ...(c.info.command !== undefined ? { command: c.info.command } : {}),
+          clientKeepalive: this.clientKeepalive ? describePolicy(this.clientKeepalive.policy) : undefined,
+          upstreamKeepalive: gateway.route ? { layer: 'ssh', policy: describePolicy(gateway.route.keepalive.upstream) } : undefined,
+        });
+      },
+      refused: (c, what) => this.ctx.log.warn('gateway-request-refused', { ...base(), channel: c.info.id, what }),
+      closed: (c, reason, detail) => this.gatewayChannelClosed(c, reason, detail),
+    });
+    this.gatewayChannels.add(gc);
+    this.channelCount++;
+  }
+
+  private gatewayChannelClosed(c: GatewayChannel, reason: GatewayChannelCloseReason, detail?: string): void {
+    this.gatewayChannels.delete(c);
+    this.bytesUp += c.bytesUp;
+    this.bytesDown += c.bytesDown;
+    this.ctx.log.info('channel-close', {
+      session: this.id,
+      user: this.user,
+      src: this.src,
+      dst: this.gateway?.dst,
+      route: this.gateway?.route?.name,
+      channel: c.info.id,
+      kind: c.info.kind,
+      reason,
+      ...(detail ? { detail } : {}),
+      bytesUp: c.bytesUp,
+      bytesDown: c.bytesDown,
+      durationMs: Date.now() - c.openedAt,
+    });
+  }
+
+  private startGateway(conn: Connection, target: { host: string; port: number }): void {
+    const fields = { session: this.id, user: this.user, src: this.src };
+    this.gateway = new GatewayUpstream(this.user!, target.host, target.port, {
+      config: this.ctx.config(),
+      log: this.ctx.log,
+      lookup: this.ctx.lookup,
+      agent: new ForwardedAgent(conn),
+      fields,
+      routed: (route) => {
+        this.gatewayRoute = route;
+        this.clientKeepalive?.setPolicy(this.clientPolicy());
+      },
+      died: (reason, detail) => this.gatewayDied(reason, detail),
+    });
+  }
+
+  /**
+   * The upstream leg died: each session channel tells the user in one line while the client leg still
+   * works, then the client connection is closed with the same reason.
+   */
+  private gatewayDied(reason: GatewayCloseReason, detail: string): void {
+    const message = `lost the connection to ${this.gateway!.dst}: ${reason} (${detail})`;
+    for (const gc of [...this.gatewayChannels]) gc.abandon(message);
+    this.detail ??= detail;
+    const sessionReason: CloseReason = reason === 'upstream-keepalive-timeout' || reason === 'upstream-closed' ? reason : 'upstream-error';
+    this.close(sessionReason, { graceful: true });
+  }
+
+  private openChannels(): number {
+    return this.channels.size + this.gatewayChannels.size + this.pendingOpens;
   }
 
   private authenticate(authCtx: AuthContext): void {
     const config = this.ctx.config();
-    this.user = authCtx.username;
+    // `alice+db1.internal[+port]` is alice asking for gateway mode to db1.internal: alice is who
+    // authenticates; the target is checked against the gateway routes when the leg is dialled.
+    const login = parseGatewayLogin(authCtx.username);
+    const user = login.ok ? login.value.user : login.user || authCtx.username;
+    this.user = user;
+    this.gatewayTarget = login.ok ? login.value.target : undefined;
+    this.gatewayLoginError = login.ok ? undefined : login.message;
     if (this.closing) return authCtx.reject();
-    const fields = { session: this.id, user: authCtx.username, src: this.src, method: authCtx.method };
+    const target = this.gatewayTarget ? { target: formatDestination({ ...this.gatewayTarget, address: this.gatewayTarget.host }) } : {};
+    const fields = { session: this.id, user, src: this.src, method: authCtx.method, ...target };
     if (authCtx.method !== 'publickey') {
       // The first "none" is how every client asks which methods exist; sshd does not count it.
       if (authCtx.method === 'none' && !this.sawNone) this.sawNone = true;
@@ -143,7 +254,7 @@ export class Session {
     const pk = authCtx as PublicKeyAuthContext;
     const offered = { algo: pk.key.algo, data: pk.key.data };
     const keyFields = { ...fields, keyType: pk.key.algo, fingerprint: fingerprintOf(pk.key.data) };
-    const lookup = this.ctx.keys.lookup(authCtx.username);
+    const lookup = this.ctx.keys.lookup(user);
     if (!lookup.ok) {
       this.failAuth(lookup.why, keyFields, config.maxAuthTries);
       if (!this.closing) authCtx.reject(['publickey']);
@@ -183,11 +294,16 @@ export class Session {
    * of their routes' `keepalive.client` (shortest interval; on a tie the shorter detection bound).
    */
   private clientPolicy(): KeepalivePolicy {
-    return strictest([...this.channels.values()].map((r) => r.keepalive.client)) ?? this.ctx.config().keepalive.client;
+    return strictest(this.activeRoutes().map((r) => r.keepalive.client)) ?? this.ctx.config().keepalive.client;
+  }
+
+  /** Routes in use: those of the open jump channels, and the gateway route. */
+  private activeRoutes(): ResolvedRoute[] {
+    return [...this.channels.values(), ...(this.gatewayRoute ? [this.gatewayRoute] : [])];
   }
 
   private routeNames(): string[] {
-    return [...new Set([...this.channels.values()].map((r) => r.name))];
+    return [...new Set(this.activeRoutes().map((r) => r.name))];
   }
 
   private clientDead(stats: MonitorStats): void {
@@ -209,14 +325,15 @@ export class Session {
     this.close('client-keepalive-timeout');
   }
 
-  private refuseSession(accept: () => unknown): void {
+  private refuseSession(accept: () => unknown, why?: string): void {
     const session = accept() as (NodeJS.EventEmitter & Record<string, unknown>) | undefined;
     if (!session) return;
     const port = this.socket.localPort ?? 2222;
     const user = this.user ?? 'you';
     const message =
+      why ??
       `holdfast: this is an SSH jump host; it runs no shell or command.\r\n` +
-      `holdfast: use it with -J, e.g.  ssh -J ${user}@<this-host>:${port} user@target\r\n`;
+        `holdfast: use it with -J, e.g.  ssh -J ${user}@<this-host>:${port} user@target\r\n`;
     const answer = (acceptReq?: () => unknown) => acceptReq?.();
     session.on('pty', answer);
     session.on('env', answer);
@@ -232,7 +349,7 @@ export class Session {
     session.on('shell', refuse);
     session.on('exec', refuse);
     session.on('subsystem', refuse);
-    this.ctx.log.info('session-channel-refused', { session: this.id, user: this.user, src: this.src });
+    this.ctx.log.info('session-channel-refused', { session: this.id, user: this.user, src: this.src, ...(why ? { why: why.replace(/^holdfast: |\r\n$/g, '') } : {}) });
   }
 
   private async openJump(
@@ -255,18 +372,21 @@ export class Session {
     const opts = this.authKey!.options;
     if (!opts.portForwarding) return refuse('key has no-port-forwarding/restrict', 'port forwarding is disabled for this key');
     if (!permitOpenAllows(opts, host, port)) return refuse('not allowed by the key\'s permitopen=', `${dst} is not allowed by permitopen for this key`);
-    if (this.channels.size + this.pendingOpens >= config.maxChannels) {
+    if (this.openChannels() >= config.maxChannels) {
       this.ctx.log.warn('channel-refused', { ...base, why: `maxChannels ${config.maxChannels} reached` });
       return rejectChannel(conn, reject, 'resource-shortage', `too many open channels (limit ${config.maxChannels})`);
     }
 
     this.pendingOpens++;
     try {
+      if (this.gatewayTarget || this.gatewayLoginError) return await this.openGatewayForward(accept, reject, info, dst, base);
+      // Gateway routes serve gateway logins only.
+      const routes = config.routes.filter((r) => !r.gateway);
       // Routes with `via` are matched on the name (or the literal address): the last bastion
       // resolves the name, which may exist only in its network.
-      const byName = findRoute(config.routes, user, { host, port, address: net.isIP(host) ? unmapIPv4(host) : '' });
+      const byName = findRoute(routes, user, { host, port, address: net.isIP(host) ? unmapIPv4(host) : '' });
       if (byName.route?.via) return await this.openVia(byName.route, accept, reject, info, dst, base);
-      const res = await resolveAndRoute(config.routes, user, host, port, this.ctx.lookup, config.connectTimeoutMs);
+      const res = await resolveAndRoute(routes, user, host, port, this.ctx.lookup, config.connectTimeoutMs);
       if (this.closing) return rejectChannel(conn, reject, 'connect-failed', 'session is closing');
       if (res.kind === 'refused') {
         const why = res.decision.misses.length ? res.decision.misses.map((m) => `${m.route}: ${m.why}`).join('; ') : 'no routes configured';
@@ -292,6 +412,31 @@ export class Session {
     } finally {
       this.pendingOpens--;
     }
+  }
+
+  /**
+   * `ssh -L` (a direct-tcpip channel) in a gateway session: opened by the target, over holdfast's
+   * SSH connection to it; the target's sshd decides what it may reach (AllowTcpForwarding, PermitOpen).
+   */
+  private async openGatewayForward(
+    accept: () => ServerChannel | undefined,
+    reject: () => void,
+    info: { destIP: string; destPort: number; srcIP: string; srcPort: number },
+    dst: string,
+    base: Record<string, unknown>,
+  ): Promise<void> {
+    const conn = this.conn!;
+    const gateway = this.gateway;
+    let stream: Duplex;
+    try {
+      if (!gateway) throw new GatewayRefused('closed', this.gatewayLoginError ?? 'no gateway leg');
+      stream = await gateway.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      if (!this.closing) this.ctx.log.warn('channel-connect-failed', { ...base, via: gateway?.dst, route: gateway?.route?.name, why });
+      return rejectChannel(conn, reject, 'connect-failed', why);
+    }
+    this.acceptAndRelay(accept, reject, stream, gateway.route!, dst, `via ${gateway.dst}`);
   }
 
   private async openVia(
@@ -454,6 +599,8 @@ export class Session {
     this.clientKeepalive?.stop();
     this.pending.abort();
     for (const ch of [...this.channels.keys()]) ch.close(channelReason);
+    for (const gc of [...this.gatewayChannels]) gc.close('session-closed');
+    this.gateway?.close(channelReason === 'shutdown' || channelReason === 'client-keepalive-timeout' ? channelReason : 'session-closed');
   }
 
   private finish(): void {
@@ -483,15 +630,12 @@ export class Session {
       authFailures: this.authFailures,
       channels: this.channelCount,
       dsts: [...this.destinations],
+      ...(this.gateway ? { gateway: this.gateway.dst } : {}),
       bytesUp: this.bytesUp,
       bytesDown: this.bytesDown,
       durationMs: Date.now() - this.startedAt,
-      ...(this.clientKeepalive ? { clientKeepalive: keepaliveSummary(this.clientKeepalive.stats()) } : {}),
+      ...(this.clientKeepalive ? { clientKeepalive: statsForLog(this.clientKeepalive.stats()) } : {}),
     });
     this.onFinished(this);
   }
-}
-
-function keepaliveSummary(s: MonitorStats) {
-  return { probesSent: s.probesSent, probesAnswered: s.probesAnswered, lastRttMs: rttForLog(s.lastRttMs), srttMs: rttForLog(s.srttMs) };
 }

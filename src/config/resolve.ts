@@ -27,8 +27,20 @@ export interface ResolvedUpstream {
   readonly hostKeyPolicy: 'strict' | 'accept-new';
 }
 
+export interface ResolvedGateway {
+  /** May contain %u (the user's own name). */
+  readonly user: string;
+  /** Absolute path of holdfast's private key for the targets; undefined = sign with the user's agent. */
+  readonly identity?: string | undefined;
+  readonly agent: boolean;
+  readonly knownHosts?: string | undefined;
+  readonly hostKeyPolicy: 'strict' | 'accept-new';
+}
+
 export interface ResolvedRoute extends RouteRule {
   readonly name: string;
+  /** Gateway mode: holdfast logs in to the target itself. Such routes serve only gateway logins. */
+  readonly gateway?: ResolvedGateway | undefined;
   /** Bastion chain, outermost first; undefined = connect directly. */
   readonly via?: readonly ResolvedUpstream[] | undefined;
   readonly users?: readonly string[] | undefined;
@@ -107,27 +119,48 @@ export function resolveConfig(
   });
   if (c.routes.length === 0) warnings.push('routes: the list is empty, so every destination is refused');
 
+  /** An identity file and a known_hosts file, as bastions and gateway targets both have them. */
+  const checkIdentity = (file: string, where: PropertyKey[], whose: string): string => {
+    const identity = resolveConfigPath(file, ctx.baseDir);
+    const key = inspectHostKey(identity);
+    if (key.state === 'missing') problems.push({ path: [...where, 'identity'], message: `${identity} does not exist (holdfast's private key for ${whose})` });
+    else if (key.state === 'bad') problems.push({ path: [...where, 'identity'], message: key.message.replace('host key', 'key') });
+    return identity;
+  };
+  const checkKnownHosts = (file: string | undefined, policy: 'strict' | 'accept-new', where: PropertyKey[], whose: string): string | undefined => {
+    const knownHosts = file === undefined ? undefined : resolveConfigPath(file, ctx.baseDir);
+    if (knownHosts !== undefined && !fs.existsSync(knownHosts) && policy === 'strict') {
+      problems.push({ path: [...where, 'knownHosts'], message: `${knownHosts} does not exist; with hostKeyPolicy strict every connection would be refused` });
+    }
+    if (knownHosts === undefined && policy === 'strict') {
+      problems.push({ path: where, message: `needs knownHosts (or hostKeyPolicy: accept-new) to check the ${whose}'s host key` });
+    }
+    return knownHosts;
+  };
+
   const upstreams: Record<string, ResolvedUpstream> = {};
   for (const [name, u] of Object.entries(c.upstreams)) {
-    const identity = resolveConfigPath(u.identity, ctx.baseDir);
-    const key = inspectHostKey(identity);
-    if (key.state === 'missing') problems.push({ path: ['upstreams', name, 'identity'], message: `${identity} does not exist (holdfast's private key for this bastion)` });
-    else if (key.state === 'bad') problems.push({ path: ['upstreams', name, 'identity'], message: key.message.replace('host key', 'key') });
-    const knownHosts = u.knownHosts === undefined ? undefined : resolveConfigPath(u.knownHosts, ctx.baseDir);
-    if (knownHosts !== undefined && !fs.existsSync(knownHosts) && u.hostKeyPolicy === 'strict') {
-      problems.push({ path: ['upstreams', name, 'knownHosts'], message: `${knownHosts} does not exist; with hostKeyPolicy strict every connection would be refused` });
-    }
-    if (knownHosts === undefined && u.hostKeyPolicy === 'strict') {
-      problems.push({ path: ['upstreams', name], message: 'needs knownHosts (or hostKeyPolicy: accept-new) to check the bastion\'s host key' });
-    }
+    const identity = checkIdentity(u.identity, ['upstreams', name], 'this bastion');
+    const knownHosts = checkKnownHosts(u.knownHosts, u.hostKeyPolicy, ['upstreams', name], 'bastion');
     upstreams[name] = { name, host: u.host, port: u.port, user: u.user, identity, knownHosts, hostKeyPolicy: u.hostKeyPolicy };
   }
+
+  const gatewayOf = (g: NonNullable<ConfigParsed['routes'][number]['gateway']>, i: number, via: boolean): ResolvedGateway => {
+    const where = ['routes', i, 'gateway'];
+    if (via) problems.push({ path: where, message: 'a gateway route cannot also have `via` (not supported): give the gateway its own route' });
+    if (g.identity !== undefined && g.agent) problems.push({ path: where, message: 'give either identity or agent: true, not both' });
+    if (g.identity === undefined && !g.agent) problems.push({ path: where, message: "needs identity (holdfast's own key for the targets) or agent: true (the user's forwarded agent)" });
+    const identity = g.identity === undefined ? undefined : checkIdentity(g.identity, where, 'the gateway targets');
+    const knownHosts = checkKnownHosts(g.knownHosts, g.hostKeyPolicy, where, 'target');
+    return { user: g.user, identity, agent: g.agent, knownHosts, hostKeyPolicy: g.hostKeyPolicy };
+  };
 
   const keepalive: LegPolicies = { client: { ...c.keepalive.client }, upstream: { ...c.keepalive.upstream } };
   const routes: ResolvedRoute[] = c.routes.map((r, i) => ({
     name: r.name,
     users: r.users,
     to: r.to,
+    gateway: r.gateway === undefined ? undefined : gatewayOf(r.gateway, i, r.via !== undefined),
     via:
       r.via === undefined
         ? undefined

@@ -90,6 +90,36 @@ export const UpstreamSchema = z
   })
   .describe('An SSH bastion holdfast reaches targets through (`via`).');
 
+export const GatewaySchema = z
+  .strictObject({
+    user: z
+      .string()
+      .min(1)
+      .default('%u')
+      .describe('User name holdfast logs in as on the target; %u = the user\'s own name (before the +).'),
+    identity: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("holdfast's own private key for the targets (OpenSSH format). Give this or `agent: true`."),
+    agent: z
+      .boolean()
+      .default(false)
+      .describe("Sign the target login with the user's forwarded agent (the user connects with ssh -A) instead of `identity`."),
+    knownHosts: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('known_hosts file (OpenSSH format, hashed entries too) the target\'s host key is checked against.'),
+    hostKeyPolicy: z
+      .enum(['strict', 'accept-new'])
+      .default('strict')
+      .describe("strict: unknown host keys are refused; accept-new: an unknown key is recorded in holdfast's own known_hosts. A changed key is always refused."),
+  })
+  .describe(
+    'Gateway mode: holdfast terminates the user\'s SSH (`ssh -p PORT user+target[+port]@holdfast`) and opens its own SSH connection to the target. Such a route serves only gateway logins, never `ssh -J`.',
+  );
+
 export const RouteSchema = z.strictObject({
   name: z.string().min(1).describe('Name used in logs and `holdfast explain`.'),
   users: z
@@ -109,6 +139,7 @@ export const RouteSchema = z.strictObject({
     .describe(
       'Reach the destination through these `upstreams` (a name, or a list [outer, inner] for a chain). The last bastion resolves the destination name.',
     ),
+  gateway: GatewaySchema.optional(),
   keepalive: z
     .strictObject({
       client: KeepalivePolicyOverrideSchema.optional(),

@@ -37,6 +37,11 @@ export function rttForLog(ms: number | null): number | null {
   return ms === null ? null : Math.round(ms * 100) / 100;
 }
 
+/** A monitor's figures for a close line. */
+export function statsForLog(s: MonitorStats): Record<string, number | null> {
+  return { probesSent: s.probesSent, probesAnswered: s.probesAnswered, lastRttMs: rttForLog(s.lastRttMs), srttMs: rttForLog(s.srttMs) };
+}
+
 export interface MonitorHooks {
   /** Send one probe now. */
   probe(): void;

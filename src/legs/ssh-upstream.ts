@@ -8,36 +8,22 @@
  * `upstreamPool.idleTimeout`. When a pooled connection dies, every channel on it ends with that
  * reason and the next request dials afresh. Owns: the clients, the idle timers, the monitors.
  */
-import fs from 'node:fs';
-import type { Duplex, Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { Client, type ClientChannel } from '../ssh/ssh2.js';
 import type { ResolvedUpstream } from '../config/resolve.js';
-import type { Logger } from '../log.js';
-import { appendKnownHost, checkHostKey, fingerprintOf, knownTypes, readKnownHosts, keyType } from '../ssh/known-hosts.js';
 import { KeepaliveMonitor, rttForLog, systemClock } from '../keepalive/monitor.js';
 import { describePolicy, strictest, type KeepalivePolicy } from '../keepalive/policy.js';
-import { serverAlgorithms } from '../ssh/server-adapter.js';
 import { pingClient, transport } from '../ssh/ping.js';
+import { bastionTarget, dialSsh, UpstreamDialError, type DialOptions } from './ssh-dial.js';
+
+export { UpstreamDialError };
 
 export type UpstreamCloseReason = 'upstream-keepalive-timeout' | 'upstream-closed' | 'upstream-error' | 'upstream-idle' | 'upstream-evicted' | 'shutdown';
 
-export class UpstreamDialError extends Error {
-  override name = 'UpstreamDialError';
-  constructor(
-    readonly upstream: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export interface PoolOptions {
+export interface PoolOptions extends DialOptions {
   readonly max: number;
   readonly idleTimeoutMs: number;
-  readonly connectTimeoutMs: number;
-  readonly ownKnownHosts: string;
-  readonly log: Logger;
 }
 
 type Listener = (reason: UpstreamCloseReason, detail?: string) => void;
@@ -208,7 +194,7 @@ export class UpstreamPool {
     try {
       let via: Duplex | undefined;
       for (const u of chain) {
-        const client = await dialHop(u, via, this.opts);
+        const client = await dialSsh(bastionTarget(u), via, this.opts);
         hops.push(client);
         const next = chain[hops.length];
         if (next) via = await forward(client, next.host, next.port, u.name);
@@ -236,68 +222,6 @@ function forward(client: InstanceType<typeof Client>, host: string, port: number
     client.forwardOut('127.0.0.1', 0, host, port, (err, stream) => {
       if (err) reject(new UpstreamDialError(name, `bastion ${name} could not reach the next hop ${host}:${port}: ${err.message}`));
       else resolve(stream);
-    });
-  });
-}
-
-function dialHop(u: ResolvedUpstream, sock: Duplex | undefined, opts: PoolOptions): Promise<InstanceType<typeof Client>> {
-  return new Promise((resolve, reject) => {
-    let privateKey: Buffer;
-    try {
-      privateKey = fs.readFileSync(u.identity);
-    } catch (err) {
-      reject(new UpstreamDialError(u.name, `cannot read identity ${u.identity}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`));
-      return;
-    }
-    const files = [u.knownHosts, ...(u.hostKeyPolicy === 'accept-new' ? [opts.ownKnownHosts] : [])];
-    const known = readKnownHosts(files);
-    const preferred = knownTypes(known, u.host, u.port);
-    const all = serverAlgorithms().serverHostKey;
-    let hostKeyProblem: string | undefined;
-    const client = new Client();
-    const fail = (message: string) => {
-      client.removeAllListeners('ready');
-      client.on('error', () => {});
-      client.end();
-      reject(new UpstreamDialError(u.name, message));
-    };
-    client.once('ready', () => {
-      client.removeAllListeners('error');
-      resolve(client);
-    });
-    client.once('error', (err: Error & { level?: string }) => {
-      if (hostKeyProblem) return fail(hostKeyProblem);
-      const why = err.level === 'client-authentication' ? `authentication as ${u.user} failed (is holdfast's key ${u.identity}.pub in the bastion's authorized_keys?)` : err.message;
-      fail(`bastion ${u.name} (${u.host}:${u.port}): ${why}`);
-    });
-    client.once('connect', () => (transport(client) as { setNoDelay?: (b: boolean) => void }).setNoDelay?.(true));
-    client.connect({
-      host: u.host,
-      port: u.port,
-      ...(sock ? { sock: sock as unknown as Readable } : {}),
-      username: u.user,
-      privateKey,
-      readyTimeout: opts.connectTimeoutMs,
-      keepaliveInterval: 0, // holdfast runs its own monitor (ssh2's resets only on replies)
-      algorithms: { serverHostKey: [...preferred, ...all.filter((a) => !preferred.includes(a))] as never },
-      hostVerifier: (blob: Buffer) => {
-        const v = checkHostKey(known, u.host, u.port, blob);
-        const fields = { upstream: u.name, host: u.host, port: u.port, keyType: keyType(blob), fingerprint: fingerprintOf(blob) };
-        if (v.verdict === 'ok') return true;
-        if (v.verdict === 'changed' || v.verdict === 'revoked') {
-          hostKeyProblem = `bastion ${u.name} (${u.host}:${u.port}): host key ${v.verdict === 'changed' ? 'CHANGED' : 'REVOKED'} (${fields.fingerprint}; known at ${v.entry.file}:${v.entry.line}): refused`;
-          opts.log.error('upstream-host-key-changed', { ...fields, verdict: v.verdict, knownAt: `${v.entry.file}:${v.entry.line}`, why: 'possible man-in-the-middle, or the bastion was reinstalled: check, then fix known_hosts' });
-          return false;
-        }
-        if (u.hostKeyPolicy === 'accept-new') {
-          appendKnownHost(opts.ownKnownHosts, u.host, u.port, blob);
-          opts.log.warn('upstream-host-key-accepted', { ...fields, recordedIn: opts.ownKnownHosts });
-          return true;
-        }
-        hostKeyProblem = `bastion ${u.name} (${u.host}:${u.port}): unknown host key ${fields.fingerprint}: refused (hostKeyPolicy strict; add it to ${u.knownHosts ?? 'knownHosts'})`;
-        opts.log.warn('upstream-host-key-unknown', { ...fields, why: 'not in knownHosts; refused under hostKeyPolicy strict' });
-        return false;
-      },
     });
   });
 }

@@ -2,8 +2,10 @@
  * authorized_keys in OpenSSH format (sshd(8) "AUTHORIZED_KEYS FILE FORMAT"), options included.
  * ssh2's parseKey rejects lines with options, so options are parsed here. Options that restrict
  * what a jump host does are honoured: from=, permitopen=, no-port-forwarding, restrict (and
- * port-forwarding after it), expiry-time=. Options about sessions, X11, agents or ptys have nothing
- * to act on in a jump host that runs no shell. An unknown option makes the line unusable, as in sshd.
+ * port-forwarding after it), expiry-time=; for gateway sessions also no-pty, no-agent-forwarding
+ * (and pty, agent-forwarding after restrict) and command= (a key with a forced command gets no
+ * gateway session: holdfast cannot force it on the target). Options about X11, user rc or tunnels
+ * have nothing to act on. An unknown option makes the line unusable, as in sshd.
  * cert-authority lines are skipped: holdfast has no certificate support, and treating a CA key as a
  * user key would let the CA's own key log in.
  */
@@ -21,6 +23,11 @@ export interface KeyOptions {
   readonly from?: readonly string[];
   readonly permitOpen?: readonly PermitOpen[];
   readonly portForwarding: boolean;
+  /** Gateway sessions: may the user ask for a pty / agent forwarding (no-pty, no-agent-forwarding, restrict). */
+  readonly pty: boolean;
+  readonly agentForwarding: boolean;
+  /** command="..." (sshd's forced command). */
+  readonly command?: string;
   readonly expiresAt?: Date;
 }
 
@@ -48,10 +55,10 @@ const KEY_TYPE = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0
 
 /** Options that only concern sessions, agents, X11, ptys, tunnels or remote forwarding. */
 const INERT_FLAGS = new Set([
-  'agent-forwarding', 'no-agent-forwarding', 'x11-forwarding', 'no-x11-forwarding', 'pty', 'no-pty',
+  'x11-forwarding', 'no-x11-forwarding',
   'user-rc', 'no-user-rc', 'no-touch-required', 'verify-required', 'touch-required',
 ]);
-const INERT_VALUES = new Set(['command', 'environment', 'tunnel', 'permitlisten', 'principals']);
+const INERT_VALUES = new Set(['environment', 'tunnel', 'permitlisten', 'principals']);
 
 export function parseAuthorizedKeys(text: string): ParsedAuthorizedKeys {
   const keys: AuthorizedKey[] = [];
@@ -110,6 +117,9 @@ function parseOptions(text: string): { options: KeyOptions; certAuthority: boole
   let from: string[] | undefined;
   const permitOpen: PermitOpen[] = [];
   let portForwarding = true;
+  let pty = true;
+  let agentForwarding = true;
+  let command: string | undefined;
   let expiresAt: Date | undefined;
   let certAuthority = false;
   for (const opt of splitOptions(text)) {
@@ -122,9 +132,13 @@ function parseOptions(text: string): { options: KeyOptions; certAuthority: boole
       value = v.slice(1, -1).replace(/\\"/g, '"');
     }
     if (value === undefined) {
-      if (name === 'restrict') portForwarding = false;
+      if (name === 'restrict') portForwarding = pty = agentForwarding = false;
       else if (name === 'no-port-forwarding') portForwarding = false;
       else if (name === 'port-forwarding') portForwarding = true;
+      else if (name === 'no-pty') pty = false;
+      else if (name === 'pty') pty = true;
+      else if (name === 'no-agent-forwarding') agentForwarding = false;
+      else if (name === 'agent-forwarding') agentForwarding = true;
       else if (name === 'cert-authority') certAuthority = true;
       else if (!INERT_FLAGS.has(name)) return { why: `unknown option "${name}"` };
       continue;
@@ -136,6 +150,8 @@ function parseOptions(text: string): { options: KeyOptions; certAuthority: boole
       const p = parsePermitOpen(value);
       if (!p) return { why: `permitopen="${value}" is not host:port` };
       permitOpen.push(p);
+    } else if (name === 'command') {
+      command = value;
     } else if (name === 'expiry-time') {
       const d = parseExpiry(value);
       if (!d) return { why: `expiry-time="${value}" is not YYYYMMDD[HHMM[SS]]` };
@@ -146,6 +162,9 @@ function parseOptions(text: string): { options: KeyOptions; certAuthority: boole
   }
   const options: KeyOptions = {
     portForwarding,
+    pty,
+    agentForwarding,
+    ...(command !== undefined ? { command } : {}),
     ...(from ? { from } : {}),
     ...(permitOpen.length ? { permitOpen } : {}),
     ...(expiresAt ? { expiresAt } : {}),

@@ -6,8 +6,8 @@
 import { createRequire } from 'node:module';
 import ssh2 from 'ssh2';
 
-export const { Server, Client, utils } = ssh2;
-export type { Connection, ServerChannel, AuthContext, PublicKeyAuthContext, ParsedKey, ClientChannel } from 'ssh2';
+export const { Server, Client, utils, OpenSSHAgent } = ssh2;
+export type { Connection, ServerChannel, AuthContext, PublicKeyAuthContext, ParsedKey, ClientChannel, BaseAgent, Session as ServerSession, PseudoTtyInfo, ExecInfo } from 'ssh2';
 
 const require = createRequire(import.meta.url);
 

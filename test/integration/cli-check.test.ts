@@ -37,7 +37,7 @@ describe('holdfast check', function () {
     {
       what: 'an unknown key, named by its path',
       yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    to: ["*.lab"]\n    kepalive:\n      client: { interval: 10s }\n',
-      lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, via, keepalive)'],
+      lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, via, gateway, keepalive)'],
     },
     {
       what: 'an unknown top-level key',
@@ -88,6 +88,29 @@ describe('holdfast check', function () {
       lines: [
         "bad.yaml:4:5: upstreams.dc2: needs knownHosts (or hostKeyPolicy: accept-new) to check the bastion's host key",
         'bad.yaml:6:15: upstreams.dc2.identity: DIR/authorized_keys holds no private key',
+      ],
+    },
+    {
+      what: 'a gateway with both identity and agent, with via, and a missing identity file',
+      yaml: 'authorizedKeys: authorized_keys\nupstreams:\n  dc2:\n    host: b.example\n    user: hf\n    identity: authorized_keys\n    hostKeyPolicy: accept-new\nroutes:\n  - name: g\n    to: [x]\n    via: dc2\n    gateway: {identity: keys/gw, agent: true, hostKeyPolicy: accept-new}\n',
+      lines: [
+        'bad.yaml:6:15: upstreams.dc2.identity: DIR/authorized_keys holds no private key',
+        'bad.yaml:12:14: routes[0].gateway: a gateway route cannot also have `via` (not supported): give the gateway its own route',
+        'bad.yaml:12:14: routes[0].gateway: give either identity or agent: true, not both',
+        "bad.yaml:12:25: routes[0].gateway.identity: DIR/keys/gw does not exist (holdfast's private key for the gateway targets)",
+      ],
+    },
+    {
+      what: 'a misspelt key in a gateway block',
+      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: g\n    to: [x]\n    gateway:\n      user: root\n      agnet: true\n',
+      lines: ['bad.yaml:7:7: routes[0].gateway.agnet: unknown key (allowed here: user, identity, agent, knownHosts, hostKeyPolicy)'],
+    },
+    {
+      what: 'a gateway with neither identity nor agent and no knownHosts under strict',
+      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: g\n    to: [x]\n    gateway:\n      user: root\n',
+      lines: [
+        "bad.yaml:6:7: routes[0].gateway: needs identity (holdfast's own key for the targets) or agent: true (the user's forwarded agent)",
+        "bad.yaml:6:7: routes[0].gateway: needs knownHosts (or hostKeyPolicy: accept-new) to check the target's host key",
       ],
     },
     {

@@ -33,6 +33,18 @@ describe('authorized_keys', function () {
     expect(k!.options.from).to.deep.equal(['10.0.0.0/8', '!10.9.9.9', '192.0.2.*']);
     expect(k!.options.permitOpen).to.deep.equal([{ host: 'db1', port: 22 }, { host: '2001:db8::1', port: '*' }]);
     expect(k!.options.portForwarding).to.equal(true);
+    expect(k!.options.command).to.equal('echo "hi, there"');
+    expect(k!.options.pty).to.equal(false);
+    expect(k!.options.agentForwarding).to.equal(true);
+  });
+
+  it('gateway options: restrict turns pty and agent forwarding off; pty / agent-forwarding after it turn them back on', function () {
+    const o = (opts: string) => parseAuthorizedKeys(`${opts} ${ed}`).keys[0]!.options;
+    expect(o('restrict')).to.include({ pty: false, agentForwarding: false, portForwarding: false });
+    expect(o('restrict,pty,agent-forwarding')).to.include({ pty: true, agentForwarding: true, portForwarding: false });
+    expect(o('no-agent-forwarding')).to.include({ pty: true, agentForwarding: false });
+    expect(parseAuthorizedKeys(ed).keys[0]!.options).to.include({ pty: true, agentForwarding: true, portForwarding: true });
+    expect(parseAuthorizedKeys(ed).keys[0]!.options.command).to.equal(undefined);
   });
 
   it('restrict and no-port-forwarding turn forwarding off; port-forwarding after restrict turns it back on', function () {

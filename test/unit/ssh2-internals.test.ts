@@ -40,6 +40,20 @@ describe('ssh2 internals holdfast depends on', function () {
     expect(proto).to.match(/\n {2}ping\(\)/);
   });
 
+  it('gateway mode: the private hooks that open an agent channel to the client, and the server Session events we relay', function () {
+    const src = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/server.js'), 'utf8');
+    // openAgentChannel (src/ssh/forwarded-agent.ts) does what server.js's openChannel() does.
+    expect(src).to.include('const localChan = self._chanMgr.add(wrapper);');
+    expect(src).to.match(/CHANNEL_OPEN_CONFIRMATION: \(p, info\) => \{\s*const channel = this\._chanMgr\.get\(info\.recipient\);\s*if \(typeof channel !== 'function'\)/);
+    const proto = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/protocol/Protocol.js'), 'utf8');
+    expect(proto).to.match(/\n {2}openssh_authAgent\(chan, initWindow, maxPacket\)/);
+    // Without an 'sftp' listener a subsystem "sftp" is handed over as a raw channel (relayed as bytes).
+    expect(src).to.include("if (data === 'sftp') {\n                if (listenerCount(session, 'sftp')) {");
+    // Client session channels emit 'close' after stdout's 'end', with the exit status or signal.
+    const utils = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/utils.js'), 'utf8');
+    expect(utils).to.include("channel.emit('close', exit.code, exit.signal, exit.dump, exit.desc);");
+  });
+
   it('algorithms: no group-exchange KEX (unimplemented server-side), no SHA-1 ssh-rsa host key signatures', function () {
     const a = serverAlgorithms();
     expect(a.kex).to.include('curve25519-sha256');

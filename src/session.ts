@@ -55,6 +55,7 @@ export interface SessionContext {
 }
 
 const MAX_LOGGED_DESTINATIONS = 20;
+const GATEWAY_DRAIN_MS = 1000;
 
 export class Session {
   readonly id = crypto.randomBytes(4).toString('hex');
@@ -90,6 +91,9 @@ export class Session {
   private gateway: GatewayUpstream | undefined;
   private gatewayRoute: ResolvedRoute | undefined;
   private readonly gatewayChannels = new Set<GatewayChannel>();
+  /** After the gateway leg died: the client gets this long to hang up by itself. */
+  private gatewayDrain: NodeJS.Timeout | undefined;
+  private pendingReason: CloseReason | undefined;
 
   constructor(
     readonly socket: net.Socket,
@@ -222,10 +226,16 @@ export class Session {
    */
   private gatewayDied(reason: GatewayCloseReason, detail: string): void {
     const message = `lost the connection to ${this.gateway!.dst}: ${reason} (${detail})`;
+    const told = this.gatewayChannels.size;
     for (const gc of [...this.gatewayChannels]) gc.abandon(message);
     this.detail ??= detail;
     const sessionReason: CloseReason = reason === 'upstream-keepalive-timeout' || reason === 'upstream-closed' ? reason : 'upstream-error';
-    this.close(sessionReason, { graceful: true });
+    if (told === 0) return this.close(sessionReason, { graceful: true });
+    // OpenSSH's client drops channel output it has not yet written when a DISCONNECT arrives in the
+    // same read, so the line would be lost: let the client print it, see its last channel close and
+    // hang up by itself; disconnect only if it has not done so after `drainMs`.
+    this.pendingReason = sessionReason;
+    this.gatewayDrain = setTimeout(() => this.close(sessionReason, { graceful: true }), GATEWAY_DRAIN_MS);
   }
 
   private openChannels(): number {
@@ -596,6 +606,8 @@ export class Session {
   private releaseChildren(channelReason: ChannelCloseReason): void {
     clearTimeout(this.loginGrace);
     this.loginGrace = undefined;
+    clearTimeout(this.gatewayDrain);
+    this.gatewayDrain = undefined;
     this.clientKeepalive?.stop();
     this.pending.abort();
     for (const ch of [...this.channels.keys()]) ch.close(channelReason);
@@ -611,6 +623,7 @@ export class Session {
     this.forceClose = undefined;
     const reason: CloseReason =
       this.reason ??
+      this.pendingReason ??
       (!this.conn
         ? 'no-handshake'
         : this.protocolError

@@ -9,26 +9,32 @@ import { resolveAndRoute, systemLookup, type Lookup } from '../legs/resolve-dest
 import { formatDestination } from '../routing/route-table.js';
 import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy, type Layer, type Leg } from '../keepalive/policy.js';
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
+import { gatewayUser } from '../routing/gateway-login.js';
 
 export interface ExplainRequest {
   readonly host: string;
   readonly port: number;
   readonly user: string;
   readonly from?: string | undefined;
+  /** Explain the gateway login `user+host+port` (routes with `gateway`) instead of `ssh -J`. */
+  readonly gateway?: boolean | undefined;
 }
 
 export async function explain(config: ResolvedConfig, req: ExplainRequest, lookup: Lookup = systemLookup): Promise<{ text: string; matched: boolean }> {
   const out: string[] = [];
-  out.push(`destination: ${formatDestination({ host: req.host, port: req.port, address: req.host })}, user: ${req.user}`);
+  const dst = formatDestination({ host: req.host, port: req.port, address: req.host });
+  out.push(`destination: ${dst}, user: ${req.user}, as ${req.gateway ? `a gateway login (ssh -p PORT ${req.user}+${req.port === 22 ? req.host : `${req.host}+${req.port}`}@holdfast)` : 'ssh -J'}`);
   if (req.from) {
     out.push(
       `source: ${req.from} (routes do not restrict by source address; a key's from= option in authorized_keys does)`,
     );
   }
-  const res = await resolveAndRoute(config.routes, req.user, req.host, req.port, lookup, 5000);
+  // Routes with `gateway` serve only gateway logins; the others only ssh -J.
+  const routes = config.routes.filter((r) => (r.gateway !== undefined) === (req.gateway === true));
+  const res = await resolveAndRoute(routes, req.user, req.host, req.port, lookup, 5000);
   if (res.kind === 'refused') {
-    out.push(`route: none: holdfast answers "administratively prohibited"`);
-    if (res.decision.misses.length === 0) out.push('  no routes are configured');
+    out.push(req.gateway ? `route: none: the user sees "holdfast: no gateway route allows ${req.user} to reach ${dst}"` : `route: none: holdfast answers "administratively prohibited"`);
+    if (res.decision.misses.length === 0) out.push(req.gateway ? '  no gateway routes are configured' : '  no routes are configured');
     for (const m of res.decision.misses) out.push(`  ${m.route}: ${m.why}`);
     return { text: out.join('\n'), matched: false };
   }
@@ -40,13 +46,23 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
   }
   const skipped = res.decision.misses;
   out.push(`route: ${route.name}${skipped.length ? ` (after ${skipped.map((m) => `${m.route}: ${m.why}`).join('; ')})` : ''}`);
+  if (route.via) out.push(`via: ${route.via.map((u) => `${u.name} (${u.user}@${u.host}:${u.port})`).join(' > ')}, one pooled SSH connection`);
+  if (route.gateway) {
+    const g = route.gateway;
+    out.push(`gateway: holdfast logs in as ${gatewayUser(g.user, req.user)} with ${g.identity ? `its key ${g.identity}` : "the user's forwarded agent (ssh -A)"}; host keys ${g.hostKeyPolicy}${g.knownHosts ? ` against ${g.knownHosts}` : ''}`);
+  }
   out.push(...legLines('client', 'ssh', route.keepalive.client, config));
-  out.push(...legLines('upstream', 'tcp', route.keepalive.upstream, config));
+  out.push(...legLines('upstream', route.via || route.gateway ? 'ssh' : 'tcp', route.keepalive.upstream, config, route.via ? 'bastion' : 'target'));
   return { text: out.join('\n'), matched: true };
 }
 
-function legLines(leg: Leg, layer: Layer, p: KeepalivePolicy, config: ResolvedConfig): string[] {
-  const how = layer === 'ssh' ? 'keepalive@openssh.com global requests' : 'TCP keepalive (raw TCP: the user\'s SSH is end-to-end inside it)';
+function legLines(leg: Leg, layer: Layer, p: KeepalivePolicy, config: ResolvedConfig, peer = 'target'): string[] {
+  const how =
+    layer === 'tcp'
+      ? 'TCP keepalive (raw TCP: the user\'s SSH is end-to-end inside it)'
+      : leg === 'client'
+        ? 'keepalive@openssh.com global requests'
+        : `keepalive@openssh.com global requests on holdfast's own SSH connection to the ${peer}`;
   const out = [`${leg} leg: layer ${layer}, ${how}`];
   out.push(`  policy: ${p.interval === 0 ? 'off (interval 0)' : `interval ${formatDuration(p.interval)}, countMax ${p.countMax}`}`);
   if (p.interval > 0) {

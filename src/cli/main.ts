@@ -92,7 +92,7 @@ function reload(server: HoldfastServer, file: string | undefined, log: Logger): 
   }
 }
 
-async function runExplain(file: string | undefined, dest: string, user: string | undefined, from: string | undefined): Promise<number> {
+async function runExplain(file: string | undefined, dest: string, user: string | undefined, from: string | undefined, gateway: boolean): Promise<number> {
   const target = parseTarget(dest);
   if (!target.ok) {
     process.stderr.write(`holdfast: ${target.message}\n`);
@@ -104,7 +104,7 @@ async function runExplain(file: string | undefined, dest: string, user: string |
   }
   const loaded = tryLoad(file);
   if (!loaded) return EXIT_CONFIG;
-  const r = await explain(loaded.config, { ...target.value, user: user ?? os.userInfo().username, from });
+  const r = await explain(loaded.config, { ...target.value, user: user ?? os.userInfo().username, from, gateway });
   process.stdout.write(`${r.text}\n`);
   return r.matched ? EXIT_OK : EXIT_FAILURE;
 }
@@ -134,9 +134,10 @@ export async function main(args: string[]): Promise<number> {
         y
           .positional('destination', { type: 'string', describe: 'host, host:port or [IPv6]:port (port default 22)' })
           .option('user', { alias: 'u', type: 'string', describe: 'authenticated user name (default: the current user)' })
-          .option('from', { type: 'string', describe: 'client address' }),
+          .option('from', { type: 'string', describe: 'client address' })
+          .option('gateway', { type: 'boolean', default: false, describe: 'explain the gateway login USER+DEST instead of ssh -J' }),
       (argv) => {
-        code = runExplain(configFile(argv), String(argv.destination), argv.user, argv.from);
+        code = runExplain(configFile(argv), String(argv.destination), argv.user, argv.from, argv.gateway);
       },
     )
     .command('schema', 'Print the config JSON Schema (for editors)', {}, () => {

@@ -13,9 +13,11 @@ export function keepaliveWarnings(c: ResolvedConfig): string[] {
   for (const w of policyWarnings(c.keepalive.client, 'client', 'ssh')) out.push(`warning: defaults (no channel open): ${w}`);
   const tcpRoutes: string[] = [];
   for (const r of c.routes) {
-    const ws = [...policyWarnings(r.keepalive.client, 'client', 'ssh'), ...policyWarnings(r.keepalive.upstream, 'upstream', 'tcp')];
+    // via and gateway routes: the upstream leg is holdfast's own SSH connection (keepalive@openssh.com).
+    const layer = r.via || r.gateway ? 'ssh' : 'tcp';
+    const ws = [...policyWarnings(r.keepalive.client, 'client', 'ssh'), ...policyWarnings(r.keepalive.upstream, 'upstream', layer)];
     for (const w of ws) if (!w.endsWith(TCP_TERMINATING_CAVEAT)) out.push(`warning: route ${r.name}: ${w}`);
-    if (r.keepalive.upstream.interval > 0) tcpRoutes.push(r.name);
+    if (layer === 'tcp' && r.keepalive.upstream.interval > 0) tcpRoutes.push(r.name);
   }
   if (tcpRoutes.length) out.push(`note: routes ${tcpRoutes.join(', ')}: upstream leg: ${TCP_TERMINATING_CAVEAT}`);
   return out;
@@ -39,7 +41,9 @@ export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]):
     const ka = (p: { interval: number; countMax: number }) => (p.interval === 0 ? 'off' : `${formatDuration(p.interval)} x ${p.countMax}`);
     lines.push(
       `  ${r.name}: users ${r.users ? r.users.join(',') : '(any)'}; to ${r.to.map((t) => t.source).join(', ')}; ` +
-        `keepalive client ${ka(r.keepalive.client)}, upstream ${ka(r.keepalive.upstream)}`,
+        `keepalive client ${ka(r.keepalive.client)}, upstream ${ka(r.keepalive.upstream)}` +
+        (r.via ? `; via ${r.via.map((u) => u.name).join(' > ')}` : '') +
+        (r.gateway ? `; gateway as ${r.gateway.user} (${r.gateway.identity ? `key ${r.gateway.identity}` : "the user's forwarded agent"}, host keys ${r.gateway.hostKeyPolicy})` : ''),
     );
   }
   for (const w of warnings) lines.push(`warning: ${w}`);

@@ -57,6 +57,7 @@ export class GatewayUpstream {
   private monitor: KeepaliveMonitor | undefined;
   private closed = false;
   private closeReason: GatewayCloseReason | undefined;
+  private dying: GatewayCloseReason | undefined;
   private readonly abort = new AbortController();
   private readonly onData = () => this.monitor?.received();
   /** Settles once: the logged-in connection, or why there is none. */
@@ -171,9 +172,13 @@ export class GatewayUpstream {
   }
 
   private die(reason: GatewayCloseReason, detail: string): void {
-    if (this.closed) return;
-    this.close(reason);
+    if (this.closed || this.dying) return;
+    // The session hears it first, while the channels to the target are still up: closing the
+    // client would end them and their relays would mistake that for a normal exit. The session's
+    // close comes back here as close('session-closed'); this reason wins.
+    this.dying = reason;
     this.deps.died(reason, detail);
+    this.close(reason);
   }
 
   get keepaliveStats(): MonitorStats | undefined {
@@ -220,6 +225,7 @@ export class GatewayUpstream {
   close(reason: GatewayCloseReason): void {
     if (this.closed) return;
     this.closed = true;
+    reason = this.dying ?? reason;
     this.closeReason = reason;
     this.abort.abort();
     this.monitor?.stop();

@@ -246,6 +246,32 @@ routes:
     expect(r.stdout).to.include('source: 192.0.2.1');
   });
 
+  it('explain --gateway: gateway routes only, the login holdfast makes, an SSH upstream leg; ssh -J never takes a gateway route', function () {
+    fs.writeFileSync(
+      path.join(dir, 'gw.yaml'),
+      `authorizedKeys: authorized_keys
+routes:
+  - name: gw
+    to: ["db?.internal:*"]
+    gateway: { user: "ops-%u", agent: true, hostKeyPolicy: accept-new }
+    keepalive: { upstream: { interval: 20s, countMax: 2 } }
+`,
+    );
+    const g = holdfast(['explain', '--config', 'gw.yaml', '--gateway', '--user', 'alice', 'db1.internal:2200'], { cwd: dir });
+    expect(g.code, g.stderr).to.equal(0);
+    expect(g.stdout).to.include('as a gateway login (ssh -p PORT alice+db1.internal+2200@holdfast)');
+    expect(g.stdout).to.include('route: gw');
+    expect(g.stdout).to.include("gateway: holdfast logs in as ops-alice with the user's forwarded agent (ssh -A); host keys accept-new");
+    expect(g.stdout).to.include("upstream leg: layer ssh, keepalive@openssh.com global requests on holdfast's own SSH connection to the target\n  policy: interval 20s, countMax 2");
+    expect(g.stdout).to.not.include('TCP_KEEPIDLE');
+    const j = holdfast(['explain', '--config', 'gw.yaml', '--user', 'alice', 'db1.internal:2200'], { cwd: dir });
+    expect(j.code).to.equal(1);
+    expect(j.stdout).to.include('route: none: holdfast answers "administratively prohibited"');
+    const none = holdfast(['explain', '--config', 'ka.yaml', '--gateway', '--user', 'alice', 'db1.lab'], { cwd: dir });
+    expect(none.code).to.equal(1);
+    expect(none.stdout).to.include('the user sees "holdfast: no gateway route allows alice to reach db1.lab:22"');
+  });
+
   it('refuses a malformed destination or --from with usage exit 64', function () {
     expect(holdfast(['explain', '--config', 'ka.yaml', 'db:port'], { cwd: dir }).code).to.equal(64);
     expect(holdfast(['explain', '--config', 'ka.yaml', '--from', 'nohost', 'db'], { cwd: dir }).code).to.equal(64);

@@ -80,10 +80,10 @@ export async function startSshd(dir: string, authorizedKeys: string, extra: stri
 }
 
 /** All descendants of pid (children first found via /proc/PID/task/TID/children), bounded. */
-export function descendants(pid: number): number[] {
+export function descendants(pid: number, limit = 10_000): number[] {
   const out: number[] = [];
   const queue = [pid];
-  for (let i = 0; i < 10_000 && queue.length > 0; i++) {
+  for (let i = 0; i < limit && queue.length > 0; i++) {
     const p = queue.shift()!;
     let tasks: string[] = [];
     try {

@@ -40,6 +40,8 @@ export interface Lab {
 export interface LabOptions {
   /** Keepalive interval on the client leg of both jump hosts (issue: 30 s). */
   readonly clientKeepalive?: string;
+  /** Options for holdfast's node, e.g. --cpu-prof for a profile. */
+  readonly holdfastNodeArgs?: string[];
 }
 
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
@@ -84,6 +86,7 @@ routes:
   - name: lab
     to: ["127.0.0.1:*"]
 `,
+    { nodeArgs: opts.holdfastNodeArgs ?? [] },
   );
   const sshConfig = writeSshConfig(dir, key, 'ssh_config', []);
   fs.appendFileSync(sshConfig, `  Ciphers ${CIPHER}\n  ControlMaster no\n  ControlPath none\n`);

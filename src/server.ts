@@ -3,6 +3,7 @@
  * Sockets are accepted by holdfast's own net.Servers (TCP_NODELAY, counting, login grace from the
  * first byte) and handed to one ssh2 Server with injectSocket().
  */
+import { createWindowBudget, WINDOW_BUDGET } from './ssh/channel-window.js';
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import type { ResolvedConfig } from './config/resolve.js';
@@ -33,6 +34,7 @@ export class HoldfastServer {
   private keys: AuthorizedKeysStore;
   private stopping: Promise<void> | undefined;
   private readonly pool: UpstreamPool;
+  private readonly windowBudget = createWindowBudget(WINDOW_BUDGET);
 
   constructor(
     config: ResolvedConfig,
@@ -139,7 +141,7 @@ export class HoldfastServer {
     }
     const session = new Session(
       sock,
-      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup, pool: this.pool },
+      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup, pool: this.pool, windowBudget: this.windowBudget },
       (s) => this.sessions.delete(s),
     );
     this.sessions.add(session);

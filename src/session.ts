@@ -26,6 +26,7 @@ import { describePolicy, strictest, type KeepalivePolicy } from './keepalive/pol
 import { rttForLog, statsForLog, type MonitorStats } from './keepalive/monitor.js';
 import { UpstreamDialError, type PooledUpstream, type UpstreamPool } from './legs/ssh-upstream.js';
 import { findRoute } from './routing/route-table.js';
+import type { WindowBudget } from './ssh/channel-window.js';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parseGatewayLogin } from './routing/gateway-login.js';
@@ -52,6 +53,8 @@ export interface SessionContext {
   readonly keys: AuthorizedKeysStore;
   readonly lookup: Lookup;
   readonly pool: UpstreamPool;
+  /** Receive windows beyond ssh2's 2 MiB come out of this (src/ssh/channel-window.ts). */
+  readonly windowBudget: WindowBudget;
 }
 
 const MAX_LOGGED_DESTINATIONS = 20;
@@ -165,7 +168,7 @@ export class Session {
     const gateway = this.gateway;
     const opts = this.authKey!.options;
     const base = () => ({ session: this.id, user: this.user, src: this.src, dst: gateway.dst, addr: gateway.address, route: gateway.route?.name });
-    const gc = new GatewayChannel({ id: this.nextChannelId++, kind: 'session' }, session, gateway, opts, {
+    const gc = new GatewayChannel({ id: this.nextChannelId++, kind: 'session' }, session, gateway, opts, this.ctx.windowBudget, {
       started: (c) => {
         if (this.destinations.size < MAX_LOGGED_DESTINATIONS) this.destinations.add(gateway.dst);
         this.ctx.log.info('channel-open', {
@@ -507,8 +510,12 @@ export class Session {
     // Raw TCP upstream: kernel keepalive options. SSH upstream (via): the pooled connection's own
     // keepalive@openssh.com monitor, planned from the policies of the channels on it.
     const tcp = sock instanceof net.Socket ? applyTcpKeepalive(sock, tcpKeepaliveOptions(upstream)) : null;
-    const jc = new JumpChannel({ id, dst, addr, route: route.name, upstreamKeepalive: tcp?.enabled ?? false }, channel, sock, (c, reason, error) =>
-      this.channelClosed(c, reason, error),
+    const jc = new JumpChannel(
+      { id, dst, addr, route: route.name, upstreamKeepalive: tcp?.enabled ?? false },
+      channel,
+      sock,
+      (c, reason, error) => this.channelClosed(c, reason, error),
+      this.ctx.windowBudget,
     );
     this.channels.set(jc, route);
     this.channelCount++;
@@ -572,6 +579,7 @@ export class Session {
       bytesUp: c.bytesUp,
       bytesDown: c.bytesDown,
       durationMs: Date.now() - c.openedAt,
+      windowMiB: Math.round((c.maxWindow / 1048576) * 10) / 10,
     });
   }
 

@@ -13,6 +13,7 @@
  */
 import type { ClientChannel, PseudoTtyInfo, ServerChannel, ServerSession } from '../ssh/ssh2.js';
 import type { GatewayUpstream } from './ssh-gateway.js';
+import { growingWindow, MAX_WINDOW, type WindowBudget } from '../ssh/channel-window.js';
 
 export type GatewayChannelCloseReason = 'done' | 'client-closed' | 'target-refused' | 'upstream-gone' | 'session-closed';
 
@@ -37,6 +38,7 @@ export class GatewayChannel {
   private ch: ServerChannel | undefined;
   private up: ClientChannel | undefined;
   private closed = false;
+  private window: ReturnType<typeof growingWindow> | undefined;
 
   constructor(
     readonly info: GatewayChannelInfo,
@@ -44,6 +46,7 @@ export class GatewayChannel {
     private readonly upstream: GatewayUpstream,
     /** From the user's authorized_keys line: no-pty, no-agent-forwarding, restrict. */
     allow: { readonly pty: boolean; readonly agentForwarding: boolean },
+    private readonly windowBudget: WindowBudget | undefined,
     private readonly hooks: {
       started: (c: GatewayChannel) => void;
       refused: (c: GatewayChannel, what: string) => void;
@@ -122,6 +125,8 @@ export class GatewayChannel {
     // not ended by the pipes: the exit status must go out before EOF and CLOSE.
     ch.pipe(up);
     up.pipe(ch, { end: false });
+    // Only now that the client's stream flows into the target: a 'data' listener starts the flow.
+    if (this.windowBudget) this.window = growingWindow(ch, MAX_WINDOW, this.windowBudget);
     up.stderr.pipe(ch.stderr, { end: false });
     let stderrEnded = false;
     let exit: { code: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;
@@ -187,6 +192,7 @@ export class GatewayChannel {
   close(reason: GatewayChannelCloseReason, detail?: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.window?.release();
     if (reason !== 'done' && reason !== 'upstream-gone' && reason !== 'target-refused') {
       this.ch?.destroy();
     }

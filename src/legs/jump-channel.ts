@@ -13,6 +13,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ServerChannel } from '../ssh/ssh2.js';
+import { growingWindow, MAX_WINDOW, type WindowBudget } from '../ssh/channel-window.js';
 
 export type ChannelCloseReason =
   | 'peer-closed'
@@ -46,18 +47,22 @@ export class JumpChannel {
   private up = 0;
   private down = 0;
   private readonly socket: net.Socket | null;
+  private readonly window: ReturnType<typeof growingWindow> | undefined;
 
   constructor(
     readonly info: JumpChannelInfo,
     private readonly channel: ServerChannel,
     private readonly upstream: Duplex,
     private readonly onClosed: (ch: JumpChannel, reason: ChannelCloseReason, error?: string) => void,
+    /** Lets the client's upload window grow past ssh2's 2 MiB on long fat links. */
+    windowBudget?: WindowBudget,
   ) {
     let upstreamError: string | undefined;
     this.socket = upstream instanceof net.Socket ? upstream : null;
     if (!this.socket) channel.on('data', (d: Buffer) => (this.up += d.length));
     channel.pipe(upstream);
     upstream.pipe(channel, { end: false });
+    this.window = windowBudget ? growingWindow(channel, MAX_WINDOW, windowBudget) : undefined;
     upstream.once('end', () => {
       // Flush what is queued on the channel, then send EOF (an empty write's callback runs in order).
       if (!channel.writable) return;
@@ -99,6 +104,7 @@ export class JumpChannel {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    this.window?.release();
     if (reason === 'upstream-closed') {
       // Orderly: let queued bytes reach the client, then EOF+CLOSE.
       if (this.channel.writable) this.channel.end();
@@ -114,6 +120,11 @@ export class JumpChannel {
 
   get reason(): ChannelCloseReason | undefined {
     return this.closeReason;
+  }
+
+  /** The largest receive window the client was granted (bytes). */
+  get maxWindow(): number {
+    return this.window?.stats().maxTarget ?? 0;
   }
 }
 

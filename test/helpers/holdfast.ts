@@ -26,6 +26,8 @@ export interface Holdfast {
 export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly args?: string[];
+  /** Options for node itself, before the script (e.g. --cpu-prof). */
+  readonly nodeArgs?: string[];
   /** Run inside this network namespace (ip netns exec keeps the pid). */
   readonly netns?: string;
 }
@@ -38,7 +40,7 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
     fs.writeFileSync(file, yaml);
     args.push('--config', file);
   }
-  const argv = [process.execPath, ...args, ...(opts.args ?? [])];
+  const argv = [process.execPath, ...(opts.nodeArgs ?? []), ...args, ...(opts.args ?? [])];
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: dir,

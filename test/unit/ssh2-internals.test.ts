@@ -54,6 +54,16 @@ describe('ssh2 internals holdfast depends on', function () {
     expect(utils).to.include("channel.emit('close', exit.code, exit.signal, exit.dump, exit.desc);");
   });
 
+  it('channel windows: the state the growing window reads and the adjust it sends', function () {
+    const ch = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/Channel.js'), 'utf8');
+    expect(ch).to.include('const MAX_WINDOW = 2 * 1024 * 1024;');
+    expect(ch).to.include('self._client._protocol.channelWindowAdjust(self.outgoing.id, amt);');
+    const src = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/server.js'), 'utf8');
+    // CHANNEL_DATA: window taken first, then push (our 'data' listener runs inside push), then
+    // ssh2's own top-up only when the window is at or below its threshold.
+    expect(src).to.match(/channel\.incoming\.window -= data\.length;\s*if \(channel\.push\(data\) === false\) \{\s*channel\._waitChanDrain = true;\s*return;\s*\}\s*if \(channel\.incoming\.window <= WINDOW_THRESHOLD\)/);
+  });
+
   it('algorithms: no group-exchange KEX (unimplemented server-side), no SHA-1 ssh-rsa host key signatures', function () {
     const a = serverAlgorithms();
     expect(a.kex).to.include('curve25519-sha256');

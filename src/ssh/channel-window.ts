@@ -1,0 +1,95 @@
+/**
+ * A growing receive window for channels holdfast accepts, so uploads over long fat links are not
+ * capped at ssh2's hard-coded 2 MiB per round trip (Channel.js MAX_WINDOW; ~40 MiB/s at 50 ms).
+ *
+ * Why this way: ssh2 exposes no option, and a patched copy of the dependency would have to be
+ * re-applied to every upgrade. The receive window is plain protocol state (RFC 4254 §5.2): we may
+ * send CHANNEL_WINDOW_ADJUST whenever we choose. So, like HPN-SSH's dynamic window, each accepted
+ * channel starts at ssh2's 2 MiB and, whenever half of it is used while the consumer keeps up, is
+ * topped up to its target; the target doubles each time (up to `maxBytes`), so a sender that keeps
+ * the window full (a bandwidth-delay product bigger than the window) gets a bigger one.
+ *
+ * Memory stays bounded: the window is topped up only while nothing waits in the channel's read
+ * buffer (a slow consumer stops the top-ups, and the sender then stops at the window it has), and
+ * the growth beyond 2 MiB of all channels together comes out of one budget per process. Worst case:
+ * 2 MiB × channels + the budget. Uses ssh2 internals (incoming.window, outgoing.id,
+ * _client._protocol.channelWindowAdjust); pinned ssh2, checked by test/unit/ssh2-internals.test.ts.
+ */
+import type { Duplex } from 'node:stream';
+
+/** ssh2's own window (Channel.js MAX_WINDOW): where every channel starts. */
+export const BASE_WINDOW = 2 * 1024 * 1024;
+/** Largest window one channel grows to: 320 MiB/s at 50 ms RTT, 64 MiB/s at 250 ms. */
+export const MAX_WINDOW = 16 * 1024 * 1024;
+/** Growth beyond BASE_WINDOW, all channels of the process together. */
+export const WINDOW_BUDGET = 512 * 1024 * 1024;
+
+export interface WindowBudget {
+  /** Bytes of window beyond BASE_WINDOW still available to grow into, across all channels. */
+  available: number;
+  readonly total: number;
+}
+
+export function createWindowBudget(totalBytes: number): WindowBudget {
+  return { available: totalBytes, total: totalBytes };
+}
+
+interface ChannelInternals {
+  incoming: { window: number; state: string };
+  outgoing: { id: number; state: string };
+  _client: { _protocol: { channelWindowAdjust(id: number, amount: number): void } };
+  readableLength: number;
+}
+
+export interface WindowStats {
+  /** The largest target the window reached. */
+  readonly maxTarget: number;
+  readonly adjustments: number;
+}
+
+/**
+ * Lets the channel's window grow to `maxBytes`. Returns a release function (call it when the
+ * channel closes: it gives the channel's growth back to the budget) and its stats.
+ */
+export function growingWindow(channel: Duplex, maxBytes: number, budget: WindowBudget): { release(): void; stats(): WindowStats } {
+  const ch = channel as unknown as ChannelInternals;
+  let target = BASE_WINDOW;
+  let borrowed = 0;
+  let maxTarget = target;
+  let adjustments = 0;
+  let released = false;
+  const onData = () => {
+    // The consumer is behind (a pipe paused us, or bytes wait unread): let the sender stop at the
+    // window it has.
+    if (channel.readableFlowing === false || ch.readableLength > 0) return;
+    if (ch.outgoing.state !== 'open' && ch.outgoing.state !== 'eof') return;
+    const window = ch.incoming.window;
+    if (window > target / 2) return;
+    // Half the window is in flight or consumed since the last adjustment: the sender is using all
+    // we give it. Double, if the budget allows (on a LAN this costs budget, not speed).
+    if (target < maxBytes) {
+      const grow = Math.min(target, maxBytes - target, budget.available);
+      if (grow > 0) {
+        budget.available -= grow;
+        borrowed += grow;
+        target += grow;
+        if (target > maxTarget) maxTarget = target;
+      }
+    }
+    const amount = target - window;
+    ch.incoming.window = target;
+    ch._client._protocol.channelWindowAdjust(ch.outgoing.id, amount);
+    adjustments++;
+  };
+  channel.on('data', onData);
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      channel.off('data', onData);
+      budget.available += borrowed;
+      borrowed = 0;
+    },
+    stats: () => ({ maxTarget, adjustments }),
+  };
+}

@@ -17,6 +17,7 @@ export interface BenchConfig {
   readonly latencyRuns: number;
   readonly idleN: readonly number[];
   readonly idleWindowS: number;
+  readonly idleSettleS: number;
   readonly lfnBytes: number;
   readonly lfnRuns: number;
   readonly lfnOneWayDelayMs: number;
@@ -151,7 +152,7 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
     for (const n of cfg.idleN) {
       const r: Record<'holdfast' | 'sshd', IdleResult> = {} as never;
       for (const j of ['holdfast', 'sshd'] as const) {
-        r[j] = await idle(lab, lab.jumps[j], n, cfg.idleWindowS, log);
+        r[j] = await idle(lab, lab.jumps[j], n, cfg.idleWindowS, log, cfg.idleSettleS);
         idleResults.push({ jump: j, n, ...r[j] });
         log(`  idle ${j} N=${n}: ${fmt(r[j].rssPerSessionKiB)} KiB/session, ${fmt(r[j].cpuPctOfCore, 3)} % of a core (${r[j].processes} processes)`);
       }

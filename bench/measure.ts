@@ -175,7 +175,7 @@ function cpuSeconds(pids: number[]): number {
  * jump host's resident memory per session and its CPU over `windowS` of idleness (its client-leg
  * keepalive runs meanwhile), then closes everything and waits until the jump host has let go.
  */
-export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log: (s: string) => void = () => {}): Promise<IdleResult> {
+export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log: (s: string) => void = () => {}, settleS = 10): Promise<IdleResult> {
   const key = fs.readFileSync(lab.key);
   const baseSink = lab.sink.count();
   const rssBeforeKiB = rssKiB(jump.pids());
@@ -213,9 +213,10 @@ export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log
   const sessions = lab.sink.count() - baseSink;
   if (sessions !== n) throw new Error(`${jump.name} idle: ${sessions}/${n} sessions reached the sink`);
   const openMs = performance.now() - t0;
-  log(`    ${jump.name}: ${n} sessions open in ${(openMs / 1000).toFixed(1)} s; idle for ${windowS} s`);
-  // Let the handshake garbage go before measuring (holdfast: V8 heap; sshd: nothing to settle).
-  await new Promise((r) => setTimeout(r, 2000));
+  log(`    ${jump.name}: ${n} sessions open in ${(openMs / 1000).toFixed(1)} s; settling ${settleS} s, then idle for ${windowS} s`);
+  // Let the handshakes' aftermath pass before measuring (for holdfast: V8's memory reducer runs GCs
+  // for some seconds after a burst of allocation), the same wait for both jump hosts.
+  await new Promise((r) => setTimeout(r, settleS * 1000));
   const pids = jump.pids();
   const rssWithKiB = rssKiB(pids);
   const c0 = cpuSeconds(pids);

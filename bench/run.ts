@@ -4,7 +4,7 @@
  * drift hits both. Figures are medians with min and max; ratios are holdfast / sshd, pair by pair.
  *
  * Options (environment): BENCH_QUICK=1 (tiny sizes: checks the benchmark, measures nothing),
- * BENCH_ROWS=bulk,setup,latency,idle,lfn (a subset), BENCH_IDLE_N=1000,5000, BENCH_IDLE_WINDOW_S=30.
+ * BENCH_ROWS=bulk,setup,latency,idle,lfn (a subset), BENCH_IDLE_N=1000,5000, BENCH_IDLE_WINDOW_S=60.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,7 +27,8 @@ function config(): BenchConfig {
     latencyRounds: quick ? 20 : 1000,
     latencyRuns: quick ? 1 : 3,
     idleN,
-    idleWindowS: Number(process.env.BENCH_IDLE_WINDOW_S ?? (quick ? 1 : 30)),
+    idleWindowS: Number(process.env.BENCH_IDLE_WINDOW_S ?? (quick ? 1 : 60)),
+    idleSettleS: quick ? 0 : 10,
     lfnBytes: quick ? 1024 * 1024 : 128 * 1024 * 1024,
     lfnRuns: quick ? 1 : 3,
     lfnOneWayDelayMs: 25,

@@ -14,7 +14,8 @@ export interface Logger {
   error(event: string, fields?: LogFields): void;
   warn(event: string, fields?: LogFields): void;
   info(event: string, fields?: LogFields): void;
-  debug(event: string, fields?: LogFields): void;
+  /** Fields may be a function: it is called only when debug is enabled (hot paths). */
+  debug(event: string, fields?: LogFields | (() => LogFields)): void;
   setLevel(level: Level): void;
 }
 
@@ -52,7 +53,10 @@ export function createLogger(opts: { level?: Level; json?: boolean; stream?: Nod
     error: (event, fields) => w.error(event, fields),
     warn: (event, fields) => w.warn(event, fields),
     info: (event, fields) => w.info(event, fields),
-    debug: (event, fields) => w.debug(event, fields),
+    // winston hands every call, whatever its level, to its transform stream: check first.
+    debug: (event, fields) => {
+      if (w.isLevelEnabled('debug')) w.debug(event, typeof fields === 'function' ? fields() : fields);
+    },
     setLevel: (level) => {
       w.level = level;
     },

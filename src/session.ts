@@ -139,7 +139,7 @@ export class Session {
       if (this.closing) return;
       this.clientKeepalive = new ClientKeepalive(conn, this.socket, this.clientPolicy(), {
         dead: (stats) => this.clientDead(stats),
-        probe: (n) => this.ctx.log.debug('keepalive-probe', { session: this.id, leg: 'client', outstanding: n, routes: this.routeNames() }),
+        probe: (n) => this.ctx.log.debug('keepalive-probe', () => ({ session: this.id, leg: 'client', outstanding: n, routes: this.routeNames() })),
       });
       // Gateway logins dial the target at once: the leg is ready (or its failure known) by the time
       // the client's session request arrives.

@@ -28,7 +28,7 @@ function config(): BenchConfig {
     latencyRuns: quick ? 1 : 3,
     idleN,
     idleWindowS: Number(process.env.BENCH_IDLE_WINDOW_S ?? (quick ? 1 : 60)),
-    idleSettleS: quick ? 0 : 10,
+    idleSettleS: quick ? 0 : 45,
     lfnBytes: quick ? 1024 * 1024 : 128 * 1024 * 1024,
     lfnRuns: quick ? 1 : 3,
     lfnOneWayDelayMs: 25,

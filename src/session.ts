@@ -30,6 +30,7 @@ import type { WindowBudget } from './ssh/channel-window.js';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parseGatewayLogin } from './routing/gateway-login.js';
+import { coalesceWrites } from './legs/coalesce.js';
 import { ForwardedAgent } from './ssh/forwarded-agent.js';
 import { GatewayRefused, GatewayUpstream, type GatewayCloseReason } from './legs/ssh-gateway.js';
 import { GatewayChannel, type GatewayChannelCloseReason } from './legs/gateway-channel.js';
@@ -105,6 +106,7 @@ export class Session {
   ) {
     this.src = `${unmapIPv4(socket.remoteAddress ?? '?')}:${socket.remotePort ?? 0}`;
     socket.setNoDelay(true);
+    coalesceWrites(socket);
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.detail ??= err.code ?? err.message;
     });

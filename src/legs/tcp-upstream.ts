@@ -4,6 +4,7 @@
  * bytes are interactive SSH (Nagle + delayed ACK cost ~45 ms a round trip).
  */
 import net from 'node:net';
+import { coalesceWrites } from './coalesce.js';
 
 export interface ConnectTarget {
   readonly address: string;
@@ -59,6 +60,7 @@ export function connectTcp(target: ConnectTarget, signal?: AbortSignal): Promise
     const onConnect = () => {
       cleanup();
       sock.setNoDelay(true);
+      coalesceWrites(sock);
       resolve(sock);
     };
     function cleanup() {

@@ -151,6 +151,9 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
   if (cfg.rows.has('idle')) {
     for (const n of cfg.idleN) {
       const r: Record<'holdfast' | 'sshd', IdleResult> = {} as never;
+      // A fresh holdfast for each N: its RSS before the sessions is a clean start, not a heap grown
+      // by the rows before (sshd forks a fresh process per connection anyway).
+      await lab.restartHoldfast();
       for (const j of ['holdfast', 'sshd'] as const) {
         r[j] = await idle(lab, lab.jumps[j], n, cfg.idleWindowS, log, cfg.idleSettleS);
         idleResults.push({ jump: j, n, ...r[j] });
@@ -237,7 +240,7 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
     }
   }
 
-  const holdfastChannels = lab.holdfast.logs.filter((l) => l.event === 'channel-open').length;
+  const holdfastChannels = lab.holdfastEvents('channel-open');
   const sshdLogins = (lab.jumpSshd.log().match(/Accepted publickey for root/g) ?? []).length;
   return { rows, idle: idleResults, carried: { holdfastChannels, sshdLogins } };
 }

@@ -27,7 +27,12 @@ export interface Lab {
   readonly dir: string;
   readonly target: Sshd;
   readonly jumps: Record<JumpName, Jump>;
+  /** The holdfast running now (see restartHoldfast). */
   readonly holdfast: Holdfast;
+  /** A fresh holdfast process (same config, new port): memory measured from a clean start. */
+  restartHoldfast(): Promise<void>;
+  /** Log lines with this event, over every holdfast process of the lab. */
+  holdfastEvents(event: string): number;
   readonly jumpSshd: Sshd;
   /** ssh_config with the bench key and the cipher, for ssh -F (ProxyJump children get it too). */
   readonly sshConfig: string;
@@ -70,8 +75,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   ]);
   const hostPub = fs.readFileSync(path.join(dir, 'sshd_host_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
   fs.writeFileSync(path.join(dir, 'known_hosts'), `[127.0.0.1]:${target.port} ${hostPub}\n`);
-  const holdfast = await startHoldfast(
-    dir,
+  const holdfastYaml = () => 
     `listen: [{address: 127.0.0.1, port: 0}]
 hostKeys: [hk/key]
 authorizedKeys: ak/%u
@@ -85,9 +89,9 @@ routes:
     gateway: { user: root, identity: holdfast_gateway_key, knownHosts: known_hosts }
   - name: lab
     to: ["127.0.0.1:*"]
-`,
-    { nodeArgs: opts.holdfastNodeArgs ?? [] },
-  );
+`;
+  let holdfast = await startHoldfast(dir, holdfastYaml(), { nodeArgs: opts.holdfastNodeArgs ?? [] });
+  const pastEvents = new Map<string, number>();
   const sshConfig = writeSshConfig(dir, key, 'ssh_config', []);
   fs.appendFileSync(sshConfig, `  Ciphers ${CIPHER}\n  ControlMaster no\n  ControlPath none\n`);
 
@@ -101,14 +105,28 @@ routes:
   await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
 
   const jumps: Record<JumpName, Jump> = {
-    holdfast: { name: 'holdfast', port: holdfast.port, pids: () => [holdfast.proc.pid!] },
+    holdfast: {
+      name: 'holdfast',
+      get port() {
+        return holdfast.port;
+      },
+      pids: () => [holdfast.proc.pid!],
+    },
     sshd: { name: 'sshd', port: jumpSshd.port, pids: () => [jumpSshd.proc.pid!, ...descendants(jumpSshd.proc.pid!, 100_000)] },
   };
   return {
     dir,
     target,
     jumps,
-    holdfast,
+    get holdfast() {
+      return holdfast;
+    },
+    async restartHoldfast() {
+      for (const l of holdfast.logs) pastEvents.set(l.event, (pastEvents.get(l.event) ?? 0) + 1);
+      await holdfast.stop();
+      holdfast = await startHoldfast(dir, holdfastYaml(), { nodeArgs: opts.holdfastNodeArgs ?? [] });
+    },
+    holdfastEvents: (event) => (pastEvents.get(event) ?? 0) + holdfast.logs.filter((l) => l.event === event).length,
     jumpSshd,
     sshConfig,
     key,

@@ -4,7 +4,6 @@
  * bytes are interactive SSH (Nagle + delayed ACK cost ~45 ms a round trip).
  */
 import net from 'node:net';
-import { coalesceWrites } from './coalesce.js';
 
 export interface ConnectTarget {
   readonly address: string;
@@ -60,7 +59,6 @@ export function connectTcp(target: ConnectTarget, signal?: AbortSignal): Promise
     const onConnect = () => {
       cleanup();
       sock.setNoDelay(true);
-      coalesceWrites(sock);
       resolve(sock);
     };
     function cleanup() {

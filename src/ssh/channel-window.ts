@@ -9,7 +9,7 @@
  * topped up to its target; the target doubles each time (up to `maxBytes`), so a sender that keeps
  * the window full (a bandwidth-delay product bigger than the window) gets a bigger one.
  *
- * Memory stays bounded: the window is topped up only while nothing waits in the channel's read
+ * Memory stays bounded: the window is topped up only while little waits in the channel's read
  * buffer (a slow consumer stops the top-ups, and the sender then stops at the window it has), and
  * the growth beyond 2 MiB of all channels together comes out of one budget per process. Worst case:
  * 2 MiB × channels + the budget. Uses ssh2 internals (incoming.window, outgoing.id,
@@ -21,6 +21,8 @@ import type { Duplex } from 'node:stream';
 export const BASE_WINDOW = 2 * 1024 * 1024;
 /** Largest window one channel grows to: 320 MiB/s at 50 ms RTT, 64 MiB/s at 250 ms. */
 export const MAX_WINDOW = 16 * 1024 * 1024;
+/** Unread bytes in a channel above which its window is no longer topped up: the consumer is behind. */
+const BACKLOG_LIMIT = 256 * 1024;
 /** Growth beyond BASE_WINDOW, all channels of the process together. */
 export const WINDOW_BUDGET = 512 * 1024 * 1024;
 
@@ -59,9 +61,9 @@ export function growingWindow(channel: Duplex, maxBytes: number, budget: WindowB
   let adjustments = 0;
   let released = false;
   const onData = () => {
-    // The consumer is behind (a pipe paused us, or bytes wait unread): let the sender stop at the
-    // window it has.
-    if (channel.readableFlowing === false || ch.readableLength > 0) return;
+    // The consumer is behind (bytes wait unread): let the sender stop at the window it has. Not the
+    // paused flag: a pipe pauses for a moment whenever its destination's buffer passes its mark.
+    if (ch.readableLength > BACKLOG_LIMIT) return;
     if (ch.outgoing.state !== 'open' && ch.outgoing.state !== 'eof') return;
     const window = ch.incoming.window;
     if (window > target / 2) return;

@@ -52,7 +52,7 @@ describe('npm run bench: the benchmark itself, on a tiny size', function () {
 
   it('all five rows for holdfast and sshd, sessions counted, both jump hosts carrying the traffic', async function () {
     this.timeout(120_000);
-    const hfBefore = lab.holdfast.logs.filter((l) => l.event === 'channel-open').length;
+    const hfBefore = lab.holdfastEvents('channel-open');
     const sshdBefore = (lab.jumpSshd.log().match(/Accepted publickey for root/g) ?? []).length;
     const cfg: BenchConfig = {
       rows: new Set(['bulk', 'setup', 'latency', 'idle', 'lfn']),
@@ -90,7 +90,7 @@ describe('npm run bench: the benchmark itself, on a tiny size', function () {
     const sshdLogins = result.carried.sshdLogins - sshdBefore;
     expect(hfChannels, 'holdfast channel-open lines').to.be.at.least(2 + 2 + 1 + 6 + 1);
     expect(sshdLogins, 'sshd jump logins').to.be.at.least(2 + 2 + 1 + 6 + 1);
-    expect(lab.holdfast.logs.filter((l) => l.event === 'gateway-open').length, 'gateway-mode runs').to.be.at.least(1);
+    expect(lab.holdfastEvents('gateway-open'), 'gateway-mode runs').to.be.at.least(1);
     // The table: one line per row, figures for both, the machine described.
     const md = toMarkdown({ date: new Date().toISOString(), machine: machine(), config: {}, ...result });
     expect(md).to.include('| figure | unit | holdfast | sshd | direct | ratio | target | met |');

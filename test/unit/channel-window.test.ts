@@ -1,4 +1,4 @@
-import { PassThrough } from 'node:stream';
+import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { BASE_WINDOW, createWindowBudget, growingWindow } from '../../src/ssh/channel-window.js';
 
@@ -6,7 +6,7 @@ const MiB = 1024 * 1024;
 
 /** A stand-in for an ssh2 channel: a stream with the protocol state the window code reads. */
 function fakeChannel() {
-  const s = new PassThrough() as PassThrough & Record<string, unknown>;
+  const s = new Readable({ read() {}, highWaterMark: BASE_WINDOW }) as Readable & Record<string, unknown>;
   const adjusts: number[] = [];
   Object.assign(s, {
     incoming: { window: BASE_WINDOW, state: 'open' },
@@ -17,17 +17,19 @@ function fakeChannel() {
   /** What ssh2's CHANNEL_DATA handler does: take the bytes off the window, push them. */
   const receive = (n: number) => {
     incoming.window -= n;
-    s.write(Buffer.alloc(n));
+    s.push(Buffer.alloc(n));
   };
   return { s, adjusts, incoming, receive };
 }
 
 describe('growing channel window (long fat links)', function () {
-  it('a sender that keeps using the window gets it doubled up to the max, one adjust per half window', function () {
+  const flowing = () => new Promise((r) => setImmediate(r));
+
+  it('a sender that keeps using the window gets it doubled up to the max, one adjust per half window', async function () {
     const { s, adjusts, incoming, receive } = fakeChannel();
     const budget = createWindowBudget(64 * MiB);
-    const w = growingWindow(s, 16 * MiB, budget);
-    s.resume();
+    const w = growingWindow(s as never, 16 * MiB, budget);
+    await flowing();
     for (let i = 0; i < 200; i++) receive(256 * 1024);
     expect(w.stats().maxTarget).to.equal(16 * MiB);
     expect(incoming.window).to.be.within(8 * MiB, 16 * MiB);
@@ -40,22 +42,24 @@ describe('growing channel window (long fat links)', function () {
 
   it('a slow consumer stops the top-ups: the sender is left with the window it has', function () {
     const { s, adjusts, receive } = fakeChannel();
-    const w = growingWindow(s, 16 * MiB, createWindowBudget(64 * MiB));
-    s.resume();
-    s.pause(); // what pipe() does when the destination is full
+    const w = growingWindow(s as never, 16 * MiB, createWindowBudget(64 * MiB));
+    // A stalled target behind a pipe: the channel is paused and the bytes pile up unread.
+    s.pause();
     for (let i = 0; i < 12; i++) receive(256 * 1024);
+    expect(s.readableLength).to.equal(3 * MiB);
+    // The consumer takes one chunk: 'data' fires, but the backlog is still there: no top-up.
+    s.read(256 * 1024);
     expect(adjusts).to.deep.equal([]);
     expect(w.stats().adjustments).to.equal(0);
   });
 
-  it('growth comes out of one budget: when it is spent, channels stay at their window', function () {
+  it('growth comes out of one budget: when it is spent, channels stay at their window', async function () {
     const budget = createWindowBudget(4 * MiB);
     const a = fakeChannel();
     const b = fakeChannel();
-    const wa = growingWindow(a.s, 16 * MiB, budget);
-    const wb = growingWindow(b.s, 16 * MiB, budget);
-    a.s.resume();
-    b.s.resume();
+    const wa = growingWindow(a.s as never, 16 * MiB, budget);
+    const wb = growingWindow(b.s as never, 16 * MiB, budget);
+    await flowing();
     for (let i = 0; i < 100; i++) {
       a.receive(256 * 1024);
       b.receive(256 * 1024);

@@ -21,6 +21,16 @@ function ratioCell(r: Row): string {
   return r.ratio.n > 1 ? `${r.ratio.median.toFixed(2)} (${r.ratio.min.toFixed(2)}–${r.ratio.max.toFixed(2)})` : r.ratio.median.toFixed(2);
 }
 
+/** The README with `table` between its bench-table markers. */
+export function withTable(readme: string, table: string): string {
+  const start = '<!-- bench-table:start -->';
+  const end = '<!-- bench-table:end -->';
+  const i = readme.indexOf(start);
+  const j = readme.indexOf(end);
+  if (i < 0 || j < i) return readme;
+  return `${readme.slice(0, i + start.length)}\n${table}\n${readme.slice(j)}`;
+}
+
 export function toMarkdown(r: Report): string {
   const m = r.machine;
   const lines = [

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLab, machine, type Lab } from './lab.js';
 import { runBench, type BenchConfig } from './bench.js';
-import { toMarkdown } from './report.js';
+import { toMarkdown, withTable } from './report.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -58,7 +58,9 @@ async function main(): Promise<number> {
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(path.join(dir, 'latest.md'), `${md}\n`);
       fs.writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-      log(`bench: written to bench/results/latest.md and latest.json`);
+      const readme = path.join(ROOT, 'README.md');
+      fs.writeFileSync(readme, withTable(fs.readFileSync(readme, 'utf8'), md));
+      log(`bench: written to bench/results/latest.md and latest.json, and into README.md`);
     }
     return 0;
   } finally {

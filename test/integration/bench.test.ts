@@ -10,7 +10,7 @@ import { requireSshd } from '../helpers/fixture.js';
 import { startLab, machine, type Lab } from '../../bench/lab.js';
 import { runBench, type BenchConfig } from '../../bench/bench.js';
 import { bulk, sha256, writeRandomFile } from '../../bench/measure.js';
-import { toMarkdown } from '../../bench/report.js';
+import { toMarkdown, withTable } from '../../bench/report.js';
 import { pairRatios, percentile, stat } from '../../bench/stats.js';
 
 describe('npm run bench: the benchmark itself, on a tiny size', function () {
@@ -32,6 +32,8 @@ describe('npm run bench: the benchmark itself, on a tiny size', function () {
     expect(percentile([...Array(100).keys()].map((i) => i + 1), 99)).to.equal(99);
     expect(percentile([1, 2, 3, 4], 50)).to.equal(2);
     expect(pairRatios([2, 9], [1, 3])).to.deep.equal([2, 3]);
+    const readme = 'a\n<!-- bench-table:start -->\nold\n<!-- bench-table:end -->\nb';
+    expect(withTable(readme, 'T')).to.equal('a\n<!-- bench-table:start -->\nT\n<!-- bench-table:end -->\nb');
   });
 
   it('a transfer whose bytes do not match is an error, not a figure', async function () {

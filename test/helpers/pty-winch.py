@@ -51,7 +51,11 @@ def main():
             break
     sys.stdout.write(seen.decode('utf-8', 'replace'))
     sys.stdout.flush()
-    if proc.poll() is None:
+    # The terminal reads EIO as soon as ssh closes it, a moment before ssh has exited: wait for it
+    # (bounded by the deadline) rather than polling once.
+    try:
+        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
         sys.exit(124)

@@ -34,12 +34,13 @@ describe('gateway mode: holdfast terminates SSH and opens its own to the target'
   before(async function () {
     this.timeout(60_000);
     requireSshd(this);
-    scene = await makeScene(['alice', 'restricted', 'forced'], {}, ['AcceptEnv HOLDFAST_OK_*', 'ListenAddress 127.0.0.2:$PORT']);
+    scene = await makeScene(['alice', 'restricted', 'forced'], {}, ['AcceptEnv HOLDFAST_OK_*', 'ListenAddress 127.0.0.2:$PORT', 'ListenAddress 127.0.0.4:$PORT']);
     scene.authorizeOwn('alice');
     scene.authorize('restricted', [`restrict ${publicKey(scene.keys.restricted!)}`]);
     scene.authorize('forced', [`command="echo forced" ${publicKey(scene.keys.forced!)}`]);
     // holdfast's own key for the target, which accepts it as root next to the test identities.
     const gwKey = keygen(scene.dir, 'holdfast_gateway_key');
+    keygen(scene.dir, 'stranger_key');
     fs.appendFileSync(path.join(scene.dir, 'target_authorized_keys'), `${publicKey(gwKey)}\n`);
     const hostPub = fs.readFileSync(path.join(scene.dir, 'sshd_host_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
     const port = scene.sshd.port;
@@ -58,8 +59,11 @@ routes:
     gateway: { user: root, agent: true, knownHosts: known_hosts }
   - name: gw
     users: [alice, restricted, forced]
-    to: ["127.0.0.1:${port}"]
+    to: ["127.0.0.1:${port}", "127.0.0.1:1"]
     gateway: { user: root, identity: holdfast_gateway_key, knownHosts: known_hosts }
+  - name: gw-key-not-on-target
+    to: ["127.0.0.4:${port}"]
+    gateway: { user: root, identity: stranger_key, hostKeyPolicy: accept-new }
   - name: gw-wrong-host-key
     to: ["127.0.0.2:${port}"]
     gateway: { user: root, identity: holdfast_gateway_key, knownHosts: known_hosts_other }
@@ -103,8 +107,8 @@ routes:
     const helper = path.join(ROOT, 'test', 'helpers', 'pty-winch.py');
     const r = await run('python3', [helper, '20', '--', 'ssh', '-tt', '-F', scene.cfg.alice!, '-p', String(hf.port), login(), 'while read x; do stty size; done']);
     const out = r.stdout.toString();
-    expect(out).to.include('24 80');
-    expect(out).to.include('40 100');
+    expect(out, `${out} / exit ${r.code} / ${r.stderr}`).to.include('24 80');
+    expect(out, `${out} / exit ${r.code} / ${r.stderr}`).to.include('40 100');
     expect(out.indexOf('40 100')).to.be.greaterThan(out.indexOf('24 80'));
     expect(r.code, out).to.equal(0);
   });
@@ -235,6 +239,20 @@ routes:
       const j = await sshJump(scene.cfgInfo.alice!, 'alice', hf.port, scene.sshd.port, 'echo never');
       expect(j.code).to.equal(255);
       expect(j.stderr, j.stderr).to.include('administratively prohibited');
+    });
+
+    it('the target refuses the connection', async function () {
+      const r = await gw(['echo never'], {}, undefined, '127.0.0.1+1');
+      expect(r.stderr).to.include('holdfast: connection refused (127.0.0.1:1)');
+      expect(r.code).to.equal(255);
+      const l = await hf.waitForLog((x) => x.event === 'gateway-connect-failed' && x.dst === '127.0.0.1:1');
+      expect(l.route).to.equal('gw');
+    });
+
+    it('the target refuses holdfast\'s key: the user is told which key to authorize', async function () {
+      const r = await gw(['echo never'], {}, undefined, `127.0.0.4+${scene.sshd.port}`);
+      expect(r.stderr).to.match(/holdfast: target 127\.0\.0\.4:\d+ .*authentication as root failed \(is holdfast's key .*stranger_key\.pub in the target's authorized_keys\?\)/);
+      expect(r.code).to.equal(255);
     });
 
     it('a login name holdfast cannot read', async function () {

@@ -15,9 +15,25 @@ export interface Clock {
   clearTimer(handle: unknown): void;
 }
 
+/** The grid a timer of `ms` is aligned to: 1/20 of the delay, between 1 and 1000 ms. */
+export function timerGrain(ms: number): number {
+  return Math.min(1000, Math.max(1, Math.floor(ms / 20)));
+}
+
+/**
+ * Real time. Due times are rounded up to a grid shared by every monitor of the process, so probes
+ * due at about the same moment go out in one turn of the event loop and their replies come back
+ * together: one wake-up for many sessions instead of one each (at 5,000 idle sessions the wake-ups
+ * were most of the idle CPU). A probe is late by at most 1/20 of its interval (≤ 1 s), and so is
+ * the detection bound.
+ */
 export const systemClock: Clock = {
   now: () => performance.now(),
-  setTimer: (fn, ms) => setTimeout(fn, ms),
+  setTimer: (fn, ms) => {
+    const now = performance.now();
+    const grain = timerGrain(ms);
+    return setTimeout(fn, Math.ceil(Math.ceil((now + ms) / grain) * grain - now));
+  },
   clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 

@@ -47,7 +47,11 @@ export function connectTcp(target: ConnectTarget, signal?: AbortSignal): Promise
       family: net.isIP(target.address),
       allowHalfOpen: true,
       noDelay: true,
-    });
+      // Room for what one turn of the event loop relays: ssh2 pushes 32 KiB packets, and with the
+      // default 16 KiB mark every write returned false and the pipe from the channel paused and
+      // resumed once per packet (upload CPU 0.76-0.9 s -> 0.57-0.69 s per 256 MiB).
+      writableHighWaterMark: 256 * 1024,
+    } as net.NetConnectOpts);
     const fail = (code: string) => {
       cleanup();
       sock.destroy();

@@ -48,6 +48,11 @@ export interface BenchResult {
 
 const MiB = 1024 * 1024;
 
+/**
+ * Rows run in the order of the issue's list, except the idle sessions, which run last: thousands of
+ * sessions coming and going leave holdfast's heap (and the machine) in a state the other rows should
+ * not inherit. The table keeps the list's order.
+ */
 export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => void): Promise<BenchResult> {
   const rows: Row[] = [];
   const idleResults: BenchResult['idle'] = [];
@@ -148,45 +153,6 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
     });
   }
 
-  if (cfg.rows.has('idle')) {
-    for (const n of cfg.idleN) {
-      const r: Record<'holdfast' | 'sshd', IdleResult> = {} as never;
-      // A fresh holdfast for each N: its RSS before the sessions is a clean start, not a heap grown
-      // by the rows before (sshd forks a fresh process per connection anyway).
-      await lab.restartHoldfast();
-      for (const j of ['holdfast', 'sshd'] as const) {
-        r[j] = await idle(lab, lab.jumps[j], n, cfg.idleWindowS, log, cfg.idleSettleS);
-        idleResults.push({ jump: j, n, ...r[j] });
-        log(`  idle ${j} N=${n}: ${fmt(r[j].rssPerSessionKiB)} KiB/session, ${fmt(r[j].cpuPctOfCore, 3)} % of a core (${r[j].processes} processes)`);
-      }
-      const one = (x: number): Stat => ({ median: x, min: x, max: x, n: 1 });
-      const biggest = n === Math.max(...cfg.idleN);
-      rows.push({
-        id: `idle-rss-${n}`,
-        figure: `idle sessions, N = ${n}: resident memory per session`,
-        unit: 'KiB',
-        better: 'lower',
-        holdfast: one(r.holdfast.rssPerSessionKiB),
-        sshd: one(r.sshd.rssPerSessionKiB),
-        ratio: one(r.holdfast.rssPerSessionKiB / r.sshd.rssPerSessionKiB),
-        target: '≤ 64 KiB per session',
-        met: r.holdfast.rssPerSessionKiB <= 64,
-        note: `sshd: summed RSS of ${r.sshd.processes} processes`,
-      });
-      rows.push({
-        id: `idle-cpu-${n}`,
-        figure: `idle sessions, N = ${n}: CPU at idle (client keepalive on)`,
-        unit: '% of one core',
-        better: 'lower',
-        holdfast: one(r.holdfast.cpuPctOfCore),
-        sshd: one(r.sshd.cpuPctOfCore),
-        target: biggest ? '< 1 % of one core' : '(reported)',
-        met: r.holdfast.cpuPctOfCore < 1,
-        note: `measured over ${cfg.idleWindowS} s`,
-      });
-    }
-  }
-
   if (cfg.rows.has('lfn')) {
     const file = path.join(lab.dir, 'lfn.bin');
     writeRandomFile(file, cfg.lfnBytes);
@@ -240,8 +206,49 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
     }
   }
 
+  if (cfg.rows.has('idle')) {
+    for (const n of cfg.idleN) {
+      const r: Record<'holdfast' | 'sshd', IdleResult> = {} as never;
+      // A fresh holdfast for each N: its RSS before the sessions is a clean start, not a heap grown
+      // by the rows before (sshd forks a fresh process per connection anyway).
+      await lab.restartHoldfast();
+      for (const j of ['holdfast', 'sshd'] as const) {
+        r[j] = await idle(lab, lab.jumps[j], n, cfg.idleWindowS, log, cfg.idleSettleS);
+        idleResults.push({ jump: j, n, ...r[j] });
+        log(`  idle ${j} N=${n}: ${fmt(r[j].rssPerSessionKiB)} KiB/session, ${fmt(r[j].cpuPctOfCore, 3)} % of a core (${r[j].processes} processes)`);
+      }
+      const one = (x: number): Stat => ({ median: x, min: x, max: x, n: 1 });
+      const biggest = n === Math.max(...cfg.idleN);
+      rows.push({
+        id: `idle-rss-${n}`,
+        figure: `idle sessions, N = ${n}: resident memory per session`,
+        unit: 'KiB',
+        better: 'lower',
+        holdfast: one(r.holdfast.rssPerSessionKiB),
+        sshd: one(r.sshd.rssPerSessionKiB),
+        ratio: one(r.holdfast.rssPerSessionKiB / r.sshd.rssPerSessionKiB),
+        target: '≤ 64 KiB per session',
+        met: r.holdfast.rssPerSessionKiB <= 64,
+        note: `sshd: summed RSS of ${r.sshd.processes} processes`,
+      });
+      rows.push({
+        id: `idle-cpu-${n}`,
+        figure: `idle sessions, N = ${n}: CPU at idle (client keepalive on)`,
+        unit: '% of one core',
+        better: 'lower',
+        holdfast: one(r.holdfast.cpuPctOfCore),
+        sshd: one(r.sshd.cpuPctOfCore),
+        target: biggest ? '< 1 % of one core' : '(reported)',
+        met: r.holdfast.cpuPctOfCore < 1,
+        note: `measured over ${cfg.idleWindowS} s`,
+      });
+    }
+  }
+
   const holdfastChannels = lab.holdfastEvents('channel-open');
   const sshdLogins = (lab.jumpSshd.log().match(/Accepted publickey for root/g) ?? []).length;
+  const order = (id: string) => ['bulk', 'setup', 'latency', 'idle', 'lfn'].findIndex((p) => id.startsWith(p));
+  rows.sort((a, b) => order(a.id) - order(b.id));
   return { rows, idle: idleResults, carried: { holdfastChannels, sshdLogins } };
 }
 

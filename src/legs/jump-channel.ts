@@ -36,6 +36,8 @@ export interface JumpChannelInfo {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** After the client's CLOSE, how long bytes still queued for a target that does not read may wait. */
+const PEER_CLOSE_DRAIN_MS = 2000;
 
 export class JumpChannel {
   private closed = false;
@@ -48,6 +50,7 @@ export class JumpChannel {
   private down = 0;
   private readonly socket: net.Socket | null;
   private readonly window: ReturnType<typeof growingWindow> | undefined;
+  private peerCloseDrain: NodeJS.Timeout | undefined;
 
   constructor(
     readonly info: JumpChannelInfo,
@@ -85,6 +88,14 @@ export class JumpChannel {
       /* the session's connection reports; the close below tidies up */
     });
     channel.once('close', () => this.close('peer-closed'));
+    // ssh2 emits 'close' for a channel the client closed only once its readable side has ended, i.e.
+    // once the target has taken every byte queued for it. A target that stopped reading would keep
+    // the channel, its socket and its buffers for the life of the connection. ssh2 ends our writable
+    // side when the client's CLOSE arrives: from then on the queued bytes get a bounded moment.
+    channel.once('finish', () => {
+      if ((channel as unknown as { incoming?: { state?: string } }).incoming?.state !== 'closed' || this.closed) return;
+      this.peerCloseDrain = setTimeout(() => this.close('peer-closed'), PEER_CLOSE_DRAIN_MS);
+    });
   }
 
   get bytesUp(): number {
@@ -104,6 +115,8 @@ export class JumpChannel {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    clearTimeout(this.peerCloseDrain);
+    this.peerCloseDrain = undefined;
     this.window?.release();
     if (reason === 'upstream-closed') {
       // Orderly: let queued bytes reach the client, then EOF+CLOSE.

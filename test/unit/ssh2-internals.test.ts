@@ -52,6 +52,11 @@ describe('ssh2 internals holdfast depends on', function () {
     // Client session channels emit 'close' after stdout's 'end', with the exit status or signal.
     const utils = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/utils.js'), 'utf8');
     expect(utils).to.include("channel.emit('close', exit.code, exit.signal, exit.dump, exit.desc);");
+    // JumpChannel: the client's CLOSE marks incoming 'closed' and ends our writable side; a server
+    // channel emits 'close' only after its readable side has ended.
+    expect(utils).to.include("channel.incoming.state = 'closed';");
+    expect(utils).to.match(/if \(writeState && !writeState\.ending && !writeState\.finished && !dead\)\s*channel\.end\(\);/);
+    expect(utils).to.include("channel.once('end', () => channel.emit('close'));");
   });
 
   it('channel windows: the state the growing window reads and the adjust it sends', function () {

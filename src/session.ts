@@ -23,7 +23,7 @@ import { ClientKeepalive } from './legs/client-keepalive.js';
 import { applyTcpKeepalive } from './legs/tcp-keepalive.js';
 import { tcpKeepaliveOptions } from './keepalive/tcp-options.js';
 import { describePolicy, strictest, type KeepalivePolicy } from './keepalive/policy.js';
-import { rttForLog, statsForLog, type MonitorStats } from './keepalive/monitor.js';
+import { statsForLog, timeoutFields, type MonitorStats } from './keepalive/monitor.js';
 import { UpstreamDialError, type PooledUpstream, type UpstreamPool } from './legs/ssh-upstream.js';
 import { findRoute } from './routing/route-table.js';
 import type { WindowBudget } from './ssh/channel-window.js';
@@ -330,12 +330,7 @@ export class Session {
       reason: 'client-keepalive-timeout',
       leg: 'client',
       routes: this.routeNames(),
-      interval: p.interval,
-      countMax: p.countMax,
-      probesSent: stats.probesSent,
-      probesAnswered: stats.probesAnswered,
-      lastRttMs: rttForLog(stats.lastRttMs),
-      idleMs: Math.round(stats.idleMs),
+      ...timeoutFields(p, stats),
     });
     this.close('client-keepalive-timeout');
   }

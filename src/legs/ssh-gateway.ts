@@ -12,7 +12,7 @@ import { Client } from '../ssh/ssh2.js';
 import type { ResolvedConfig, ResolvedRoute } from '../config/resolve.js';
 import type { Logger } from '../log.js';
 import type { ForwardedAgent } from '../ssh/forwarded-agent.js';
-import { KeepaliveMonitor, rttForLog, statsForLog, systemClock, type MonitorStats } from '../keepalive/monitor.js';
+import { KeepaliveMonitor, statsForLog, systemClock, timeoutFields, type MonitorStats } from '../keepalive/monitor.js';
 import { describePolicy } from '../keepalive/policy.js';
 import { pingClient, transport } from '../ssh/ping.js';
 import { gatewayUser } from '../routing/gateway-login.js';
@@ -161,12 +161,7 @@ export class GatewayUpstream {
       reason: 'upstream-keepalive-timeout',
       leg: 'upstream',
       layer: 'ssh',
-      interval: p.interval,
-      countMax: p.countMax,
-      probesSent: stats.probesSent,
-      probesAnswered: stats.probesAnswered,
-      lastRttMs: rttForLog(stats.lastRttMs),
-      idleMs: Math.round(stats.idleMs),
+      ...timeoutFields(p, stats),
     });
     this.die('upstream-keepalive-timeout', `no answer from ${this.dst} to ${stats.probesSent} keepalives in ${Math.round(stats.idleMs / 100) / 10}s`);
   }

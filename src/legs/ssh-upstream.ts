@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { Client, type ClientChannel } from '../ssh/ssh2.js';
 import type { ResolvedUpstream } from '../config/resolve.js';
-import { KeepaliveMonitor, rttForLog, systemClock } from '../keepalive/monitor.js';
+import { KeepaliveMonitor, systemClock, timeoutFields } from '../keepalive/monitor.js';
 import { describePolicy, strictest, type KeepalivePolicy } from '../keepalive/policy.js';
 import { pingClient, transport } from '../ssh/ping.js';
 import { bastionTarget, dialSsh, UpstreamDialError, type DialOptions } from './ssh-dial.js';
@@ -119,13 +119,8 @@ export class PooledUpstream {
           leg: 'upstream',
           layer: 'ssh',
           policy: describePolicy(this.monitor?.currentPolicy ?? policy),
-          interval: (this.monitor?.currentPolicy ?? policy).interval,
-          countMax: (this.monitor?.currentPolicy ?? policy).countMax,
           channels: this.channels.size,
-          probesSent: stats.probesSent,
-          probesAnswered: stats.probesAnswered,
-          lastRttMs: rttForLog(stats.lastRttMs),
-          idleMs: Math.round(stats.idleMs),
+          ...timeoutFields(this.monitor?.currentPolicy ?? policy, stats),
         });
         this.close('upstream-keepalive-timeout');
       },

@@ -9,7 +9,8 @@ import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { startSshd, descendants, type Sshd } from '../test/helpers/sshd.js';
 import { startHoldfast, type Holdfast } from '../test/helpers/holdfast.js';
-import { keygen, publicKey, tempDir, removeTempDirs } from '../test/helpers/tmp.js';
+import { keygen, knownHostsLine, publicKey, tempDir, removeTempDirs } from '../test/helpers/tmp.js';
+import { CONFIG_HEAD, sshdHostKey } from '../test/helpers/fixture.js';
 import { writeSshConfig } from '../test/helpers/ssh.js';
 
 export const CIPHER = 'aes128-gcm@openssh.com';
@@ -73,13 +74,9 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     'MaxStartups 10000:30:10000',
     'LoginGraceTime 120',
   ]);
-  const hostPub = fs.readFileSync(path.join(dir, 'sshd_host_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
-  fs.writeFileSync(path.join(dir, 'known_hosts'), `[127.0.0.1]:${target.port} ${hostPub}\n`);
+  fs.writeFileSync(path.join(dir, 'known_hosts'), `${knownHostsLine(sshdHostKey({ dir }), target.port)}\n`);
   const holdfastYaml = () => 
-    `listen: [{address: 127.0.0.1, port: 0}]
-hostKeys: [hk/key]
-authorizedKeys: ak/%u
-maxChannels: 100
+    `${CONFIG_HEAD}maxChannels: 100
 keepalive:
   client: { interval: ${ka}, countMax: 3 }
   upstream: { interval: 30s, countMax: 3 }

@@ -403,8 +403,7 @@ export class Session {
         return refuse(`no route allows it (${why})`, `holdfast: no route allows ${user} to reach ${dst}`);
       }
       if (res.kind === 'unresolved') {
-        this.ctx.log.warn('channel-connect-failed', { ...base, route: res.route.name, why: `cannot resolve: ${res.code}` });
-        return rejectChannel(conn, reject, 'connect-failed', `cannot resolve ${host}: ${res.code}`);
+        return this.connectFailed(reject, { ...base, route: res.route.name }, `cannot resolve: ${res.code}`, `cannot resolve ${host}: ${res.code}`);
       }
       const route = res.decision.route;
       const address = res.address;
@@ -412,11 +411,8 @@ export class Session {
       try {
         sock = await connectTcp({ address, port, timeoutMs: config.connectTimeoutMs }, this.pending.signal);
       } catch (err) {
-        const code = err instanceof ConnectError ? err.code : 'EIO';
-        if (!this.closing) {
-          this.ctx.log.warn('channel-connect-failed', { ...base, addr: address, route: route.name, why: describeConnectError(code) });
-        }
-        return rejectChannel(conn, reject, 'connect-failed', `${describeConnectError(code)} (${formatDestination({ host, port, address })})`);
+        const why = describeConnectError(err instanceof ConnectError ? err.code : 'EIO');
+        return this.connectFailed(reject, { ...base, addr: address, route: route.name }, why, `${why} (${formatDestination({ host, port, address })})`);
       }
       this.acceptAndRelay(accept, reject, sock, route, dst, address);
     } finally {
@@ -435,16 +431,13 @@ export class Session {
     dst: string,
     base: Record<string, unknown>,
   ): Promise<void> {
-    const conn = this.conn!;
     const gateway = this.gateway;
     let stream: Duplex;
     try {
       if (!gateway) throw new GatewayRefused('closed', this.gatewayLoginError ?? 'no gateway leg');
       stream = await gateway.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort);
     } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      if (!this.closing) this.ctx.log.warn('channel-connect-failed', { ...base, via: gateway?.dst, route: gateway?.route?.name, why });
-      return rejectChannel(conn, reject, 'connect-failed', why);
+      return this.connectFailed(reject, { ...base, via: gateway?.dst, route: gateway?.route?.name }, err instanceof Error ? err.message : String(err));
     }
     this.acceptAndRelay(accept, reject, stream, gateway.route!, dst, `via ${gateway.dst}`);
   }
@@ -457,7 +450,6 @@ export class Session {
     dst: string,
     base: Record<string, unknown>,
   ): Promise<void> {
-    const conn = this.conn!;
     const chain = route.via!;
     const upstream = chain.map((u) => u.name).join('>');
     let jc: JumpChannel | undefined;
@@ -469,14 +461,21 @@ export class Session {
         jc?.close(reason, detail),
       );
     } catch (err) {
-      const why = err instanceof UpstreamDialError ? err.message : String(err);
-      if (!this.closing) this.ctx.log.warn('channel-connect-failed', { ...base, route: route.name, upstream, why });
-      return rejectChannel(conn, reject, 'connect-failed', why);
+      return this.connectFailed(reject, { ...base, route: route.name, upstream }, err instanceof UpstreamDialError ? err.message : String(err));
     }
     jc = this.acceptAndRelay(accept, reject, stream, route, dst, `via ${upstream}`);
     const release = () => pooled.release(stream);
     if (!jc || jc.isClosed) release();
     else this.releases.set(jc, release);
+  }
+
+  /**
+   * The upstream leg could not be had: one `channel-connect-failed` line (none while the session is
+   * closing: that is why) and "connect failed" to the client with `told` (default: `why`).
+   */
+  private connectFailed(reject: () => void, fields: Record<string, unknown>, why: string, told = why): void {
+    if (!this.closing) this.ctx.log.warn('channel-connect-failed', { ...fields, why });
+    rejectChannel(this.conn!, reject, 'connect-failed', told);
   }
 
   /** The upstream is connected: confirm the channel to the client and start relaying (or let go). */

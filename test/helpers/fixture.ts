@@ -65,12 +65,20 @@ export async function makeScene(identities: string[], sshdPlace: SshdPlace = {},
   };
 }
 
-/** A config with one route to the scene's target sshd; `extra` is more top-level YAML. */
-export function oneRouteConfig(scene: Scene, extra = ''): string {
-  return `listen: [{address: 127.0.0.1, port: 0}]
+/** The top of every test config: a free port on 127.0.0.1, a host key and ak/<user> key files. */
+export const CONFIG_HEAD = `listen: [{address: 127.0.0.1, port: 0}]
 hostKeys: [hk/key]
 authorizedKeys: ak/%u
-${extra}
+`;
+
+/** The private half of the scene's sshd host key (for known_hosts lines: tmp.knownHostsLine). */
+export function sshdHostKey(scene: { dir: string }): string {
+  return path.join(scene.dir, 'sshd_host_key');
+}
+
+/** A config with one route to the scene's target sshd; `extra` is more top-level YAML. */
+export function oneRouteConfig(scene: Scene, extra = ''): string {
+  return `${CONFIG_HEAD}${extra}
 routes:
   - name: target
     to: ["127.0.0.1:${scene.sshd.port}"]

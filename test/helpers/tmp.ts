@@ -27,3 +27,13 @@ export function keygen(dir: string, name: string, type: 'ed25519' | 'ecdsa' | 'r
 export function publicKey(privatePath: string): string {
   return fs.readFileSync(`${privatePath}.pub`, 'utf8').trim();
 }
+
+/** "type base64" of a key pair's public half, without the comment: what known_hosts lines hold. */
+export function keyBlob(privatePath: string): string {
+  return publicKey(privatePath).split(' ').slice(0, 2).join(' ');
+}
+
+/** A known_hosts line for the key pair at `privatePath`, served at host:port. */
+export function knownHostsLine(privatePath: string, port: number, host = '127.0.0.1'): string {
+  return `[${host}]:${port} ${keyBlob(privatePath)}`;
+}

@@ -11,9 +11,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { expect } from 'chai';
-import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { CONFIG_HEAD, makeScene, requireSshd, sshdHostKey, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast, type LogLine } from '../helpers/holdfast.js';
-import { keygen, publicKey } from '../helpers/tmp.js';
+import { keygen, knownHostsLine, publicKey } from '../helpers/tmp.js';
 import { run } from '../helpers/ssh.js';
 import { startIdleRelay, type IdleRelay } from '../helpers/idle-relay.js';
 import { tcpConnectionsTo } from '../helpers/proc.js';
@@ -50,10 +50,9 @@ describe('gateway keepalive: both legs SSH, each with its own policy', function 
     fs.appendFileSync(path.join(scene.dir, 'target_authorized_keys'), `${publicKey(gwKey)}\n`);
     upRelay = await startIdleRelay(scene.sshd.port, T);
     bhUp = await startIdleRelay(scene.sshd.port, 0);
-    const hostPub = fs.readFileSync(path.join(scene.dir, 'sshd_host_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
     fs.writeFileSync(
       path.join(scene.dir, 'known_hosts'),
-      [scene.sshd.port, upRelay.port, bhUp.port].map((p) => `[127.0.0.1]:${p} ${hostPub}`).join('\n') + '\n',
+      [scene.sshd.port, upRelay.port, bhUp.port].map((p) => knownHostsLine(sshdHostKey(scene), p)).join('\n') + '\n',
     );
     const route = (name: string, user: string, client: string, upstream: string) => `  - name: ${name}
     users: [${user}]
@@ -65,10 +64,7 @@ describe('gateway keepalive: both legs SSH, each with its own policy', function 
     const off = '{ interval: 0 }';
     hf = await startHoldfast(
       scene.dir,
-      `listen: [{address: 127.0.0.1, port: 0}]
-hostKeys: [hk/key]
-authorizedKeys: ak/%u
-routes:
+      `${CONFIG_HEAD}routes:
 ${route('both-on', 'alice', on, on)}${route('upstream-off', 'bob', on, off)}${route('client-off', 'carol', off, on)}${route('bh-up', 'dave', on, on)}${route('bh-client', 'erin', on, on)}`,
     );
     clientRelay = await startIdleRelay(hf.port, T);

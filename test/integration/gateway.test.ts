@@ -10,9 +10,9 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { expect } from 'chai';
-import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { CONFIG_HEAD, makeScene, requireSshd, sshdHostKey, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, ROOT, type Holdfast } from '../helpers/holdfast.js';
-import { keygen, publicKey } from '../helpers/tmp.js';
+import { keygen, knownHostsLine, publicKey } from '../helpers/tmp.js';
 import { run, sshJump } from '../helpers/ssh.js';
 import { stopProcess } from '../helpers/sshd.js';
 import { waitFor } from '../helpers/wait.js';
@@ -42,17 +42,14 @@ describe('gateway mode: holdfast terminates SSH and opens its own to the target'
     const gwKey = keygen(scene.dir, 'holdfast_gateway_key');
     keygen(scene.dir, 'stranger_key');
     fs.appendFileSync(path.join(scene.dir, 'target_authorized_keys'), `${publicKey(gwKey)}\n`);
-    const hostPub = fs.readFileSync(path.join(scene.dir, 'sshd_host_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
     const port = scene.sshd.port;
-    fs.writeFileSync(path.join(scene.dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostPub}\n[localhost]:${port} ${hostPub}\n`);
-    fs.writeFileSync(path.join(scene.dir, 'known_hosts_other'), `[127.0.0.2]:${port} ${publicKey(keygen(scene.dir, 'other')).split(' ').slice(0, 2).join(' ')}\n`);
+    const hostKey = sshdHostKey(scene);
+    fs.writeFileSync(path.join(scene.dir, 'known_hosts'), `${knownHostsLine(hostKey, port)}\n${knownHostsLine(hostKey, port, 'localhost')}\n`);
+    fs.writeFileSync(path.join(scene.dir, 'known_hosts_other'), `${knownHostsLine(keygen(scene.dir, 'other'), port, '127.0.0.2')}\n`);
     login = (target = `127.0.0.1+${port}`) => `alice+${target}@127.0.0.1`;
     hf = await startHoldfast(
       scene.dir,
-      `listen: [{address: 127.0.0.1, port: 0}]
-hostKeys: [hk/key]
-authorizedKeys: ak/%u
-connectTimeout: 5s
+      `${CONFIG_HEAD}connectTimeout: 5s
 routes:
   - name: gw-agent
     to: ["localhost:${port}"]

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { expect } from 'chai';
-import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { sshJump } from '../helpers/ssh.js';
 import { startIdleRelay, type IdleRelay } from '../helpers/idle-relay.js';
@@ -30,10 +30,7 @@ describe('keepalive on loopback', function () {
     }
     hf = await startHoldfast(
       scene.dir,
-      `listen: [{address: 127.0.0.1, port: 0}]
-hostKeys: [hk/key]
-authorizedKeys: ak/%u
-logLevel: debug
+      `${CONFIG_HEAD}logLevel: debug
 keepalive:
   client: { interval: 0 }
   upstream: { interval: 0 }

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { expect } from 'chai';
-import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { CONFIG_HEAD, makeScene, requireSshd, sshdHostKey, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
-import { keygen, publicKey } from '../helpers/tmp.js';
+import { keyBlob, keygen, knownHostsLine, publicKey } from '../helpers/tmp.js';
 import { run, sshJump } from '../helpers/ssh.js';
 import { descendants, startSshd, type Sshd } from '../helpers/sshd.js';
 import { startIdleRelay, type IdleRelay } from '../helpers/idle-relay.js';
@@ -40,10 +40,9 @@ describe('via: through SSH bastions on a pooled connection', function () {
     fs.writeFileSync(bastionAuth, `${publicKey(hfKey)}\n`, { mode: 0o600 });
     b1 = await startSshd(scene.dir, bastionAuth);
     b2 = await startSshd(scene.dir, bastionAuth);
-    const hostPub = fs.readFileSync(path.join(scene.dir, 'sshd_host_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
-    hostKeyLine = (port) => `[127.0.0.1]:${port} ${hostPub}`;
+    hostKeyLine = (port) => knownHostsLine(sshdHostKey(scene), port);
     const other = keygen(scene.dir, 'other_host_key');
-    const otherPub = publicKey(other).split(' ').slice(0, 2).join(' ');
+    const otherPub = keyBlob(other);
     fs.writeFileSync(path.join(scene.dir, 'known_hosts'), `${hostKeyLine(b1.port)}\n${hostKeyLine(b2.port)}\n`);
     fs.writeFileSync(path.join(scene.dir, 'known_hosts_changed'), `[127.0.0.1]:${b1.port} ${otherPub}\n`);
     fs.writeFileSync(path.join(scene.dir, 'known_hosts_empty'), '# nothing yet\n');
@@ -55,10 +54,7 @@ describe('via: through SSH bastions on a pooled connection', function () {
       `  ${name}:\n    host: 127.0.0.1\n    port: ${port}\n    user: root\n    identity: holdfast_bastion_key\n${extra}`;
     hf = await startHoldfast(
       scene.dir,
-      `listen: [{address: 127.0.0.1, port: 0}]
-hostKeys: [hk/key]
-authorizedKeys: ak/%u
-connectTimeout: 5s
+      `${CONFIG_HEAD}connectTimeout: 5s
 upstreamPool: { idleTimeout: 1500ms }
 upstreams:
 ${up('b1', b1.port, '    knownHosts: known_hosts\n')}${up('b2', b2.port, '    knownHosts: known_hosts\n')}${up('b1-changed', b1.port, '    knownHosts: known_hosts_changed\n')}${up('b1-changed-new', b1.port, '    knownHosts: known_hosts_changed\n    hostKeyPolicy: accept-new\n')}${up('b1-unknown', b1.port, '    knownHosts: known_hosts_empty\n')}${up('b1-new', b1.port, '    hostKeyPolicy: accept-new\n')}${up('b1-badkey', b1.port, '    knownHosts: known_hosts\n').replace('holdfast_bastion_key', 'stranger_key')}${up('relayed-ka', relay.port, '    knownHosts: known_hosts\n')}${up('relayed-noka', relay.port, '    knownHosts: known_hosts\n')}

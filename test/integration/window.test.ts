@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { expect } from 'chai';
 import ssh2 from 'ssh2';
-import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -25,7 +25,7 @@ describe('channel windows through holdfast', function () {
     requireSshd(this);
     scene = await makeScene(['alice']);
     scene.authorizeOwn('alice');
-    hf = await startHoldfast(scene.dir, `listen: [{address: 127.0.0.1, port: 0}]\nhostKeys: [hk/key]\nauthorizedKeys: ak/%u\nroutes:\n  - name: local\n    to: ["127.0.0.1:*"]\n`);
+    hf = await startHoldfast(scene.dir, `${CONFIG_HEAD}routes:\n  - name: local\n    to: ["127.0.0.1:*"]\n`);
     client = new ssh2.Client();
     await new Promise<void>((resolve, reject) => {
       client.once('ready', () => resolve());

@@ -77,6 +77,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   fs.writeFileSync(path.join(dir, 'known_hosts'), `${knownHostsLine(sshdHostKey({ dir }), target.port)}\n`);
   const holdfastYaml = () => 
     `${CONFIG_HEAD}maxChannels: 100
+maxStartups: "10000:30:10000"
+perSourceMaxStartups: none
 keepalive:
   client: { interval: ${ka}, countMax: 3 }
   upstream: { interval: 30s, countMax: 3 }

@@ -29,7 +29,8 @@ const textLine = winston.format.printf((info) => {
 });
 
 function formatValue(v: unknown): string {
-  if (typeof v === 'string') return /[\s"=]/.test(v) || v === '' ? JSON.stringify(v) : v;
+  // Control characters (a client's user name may carry terminal escapes) are JSON-escaped.
+  if (typeof v === 'string') return /[\s"=\u0000-\u001f\u007f-\u009f]/.test(v) || v === '' ? JSON.stringify(v) : v;
   if (typeof v === 'object' && v !== null) return JSON.stringify(v);
   return String(v);
 }
@@ -39,6 +40,35 @@ const jsonLine = winston.format.printf((info) => {
   const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
   return JSON.stringify({ time: timestamp, level, event: message, ...rest });
 });
+
+/**
+ * Longest string a log field keeps. Many fields carry what a client sent (user names, destinations,
+ * commands): a 30,000-character user name must not become 30 KB per log line.
+ */
+export const MAX_FIELD_CHARS = 512;
+
+function clipString(v: string): string {
+  return v.length <= MAX_FIELD_CHARS ? v : `${v.slice(0, MAX_FIELD_CHARS)}…[+${v.length - MAX_FIELD_CHARS} chars]`;
+}
+
+/** Every string field (and strings in arrays and nested objects, two levels down) clipped. */
+export function clipFields(fields: LogFields | undefined, depth = 0): LogFields | undefined {
+  if (!fields) return fields;
+  let out: LogFields | undefined;
+  for (const [k, v] of Object.entries(fields)) {
+    let c: unknown = v;
+    if (typeof v === 'string') c = clipString(v);
+    else if (Array.isArray(v)) c = v.length > 64 ? [...v.slice(0, 64).map(clipAny(depth)), `…[+${v.length - 64} more]`] : v.map(clipAny(depth));
+    else if (v && typeof v === 'object' && depth < 2 && Object.getPrototypeOf(v) === Object.prototype) c = clipFields(v as LogFields, depth + 1);
+    if (c !== v) (out ??= { ...fields })[k] = c;
+  }
+  return out ?? fields;
+}
+
+function clipAny(depth: number) {
+  return (v: unknown): unknown =>
+    typeof v === 'string' ? clipString(v) : v && typeof v === 'object' && depth < 2 && !Array.isArray(v) ? clipFields(v as LogFields, depth + 1) : v;
+}
 
 export function createLogger(opts: { level?: Level; json?: boolean; stream?: NodeJS.WritableStream } = {}): Logger {
   const json = opts.json ?? !process.stdout.isTTY;
@@ -50,12 +80,12 @@ export function createLogger(opts: { level?: Level; json?: boolean; stream?: Nod
     ],
   });
   return {
-    error: (event, fields) => w.error(event, fields),
-    warn: (event, fields) => w.warn(event, fields),
-    info: (event, fields) => w.info(event, fields),
+    error: (event, fields) => w.error(event, clipFields(fields)),
+    warn: (event, fields) => w.warn(event, clipFields(fields)),
+    info: (event, fields) => w.info(event, clipFields(fields)),
     // winston hands every call, whatever its level, to its transform stream: check first.
     debug: (event, fields) => {
-      if (w.isLevelEnabled('debug')) w.debug(event, typeof fields === 'function' ? fields() : fields);
+      if (w.isLevelEnabled('debug')) w.debug(event, clipFields(typeof fields === 'function' ? fields() : fields));
     },
     setLevel: (level) => {
       w.level = level;

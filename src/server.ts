@@ -3,7 +3,7 @@
  * Sockets are accepted by holdfast's own net.Servers (TCP_NODELAY, counting, login grace from the
  * first byte) and handed to one ssh2 Server with injectSocket().
  */
-import { createWindowBudget, WINDOW_BUDGET } from './ssh/channel-window.js';
+import { createWindowBudget, USER_WINDOW_BUDGET, WINDOW_BUDGET, type WindowBudget } from './ssh/channel-window.js';
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import type { ResolvedConfig } from './config/resolve.js';
@@ -16,6 +16,12 @@ import { Session } from './session.js';
 import { systemLookup, type Lookup } from './legs/resolve-destination.js';
 import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
 import { UpstreamPool } from './legs/ssh-upstream.js';
+import { AddressGuard, ownAddresses } from './routing/guard.js';
+import { unmapIPv4 } from './routing/canonical.js';
+import { StartupGate } from './startups.js';
+
+/** At most one line per this long for events an outsider can cause at will. */
+const THROTTLE_MS = 5000;
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 export const VERSION = pkg.version;
@@ -35,6 +41,13 @@ export class HoldfastServer {
   private stopping: Promise<void> | undefined;
   private readonly pool: UpstreamPool;
   private readonly windowBudget = createWindowBudget(WINDOW_BUDGET);
+  /** Each user's share of window growth, while they have sessions (src/ssh/channel-window.ts). */
+  private readonly userBudgets = new Map<string, { budget: WindowBudget; refs: number }>();
+  /** Addresses a wildcard route never reaches: loopback, link-local, holdfast's own. */
+  private readonly guard: AddressGuard;
+  private readonly startedWith: ResolvedConfig;
+  private readonly startups: StartupGate;
+  private readonly throttle = new Map<string, { last: number; suppressed: number }>();
 
   constructor(
     config: ResolvedConfig,
@@ -42,6 +55,10 @@ export class HoldfastServer {
     private readonly lookup: Lookup = systemLookup,
   ) {
     this.config = config;
+    this.startedWith = config;
+    this.startups = new StartupGate(config.startups);
+    // Listeners are bound once (a listen change needs a restart), so holdfast's own addresses too.
+    this.guard = new AddressGuard(ownAddresses(config.listen));
     this.keys = this.newKeyStore(config.authorizedKeys);
     this.pool = new UpstreamPool({
       max: config.upstreamPool.max,
@@ -125,7 +142,12 @@ export class HoldfastServer {
       });
       srv.listen({ host: address, port }, () => {
         srv.removeAllListeners('error');
-        srv.on('error', (err) => this.log.error('listener-error', { error: String(err) }));
+        srv.on('error', (err: NodeJS.ErrnoException) => {
+          // Out of file descriptors: the connection could not even be accepted (libuv closes it).
+          if (err.code === 'EMFILE' || err.code === 'ENFILE') {
+            this.throttled('fd-exhausted', { why: `${err.code}: cannot accept a connection (out of file descriptors)`, sessions: this.sessions.size, fix: 'raise LimitNOFILE in the systemd unit, or lower maxStartups' }, 'error');
+          } else this.log.error('listener-error', { error: String(err) });
+        });
         const a = srv.address() as net.AddressInfo;
         this.listeners.push(srv);
         this.log.info('listening', { address: a.address, port: a.port });
@@ -139,15 +161,60 @@ export class HoldfastServer {
       sock.destroy();
       return;
     }
+    const ip = unmapIPv4(sock.remoteAddress ?? '');
+    const admission = this.startups.admit(ip);
+    if (!admission.ok) {
+      // Refused before any byte is read: sshd does the same (it closes the socket).
+      sock.destroy();
+      this.throttled('startup-refused', { src: `${ip}:${sock.remotePort ?? 0}`, why: admission.why, pending: this.startups.pendingStartups });
+      return;
+    }
     const session = new Session(
       sock,
-      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup, pool: this.pool, windowBudget: this.windowBudget },
+      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup, pool: this.pool, windowBudget: this.windowBudget, userWindowBudget: (user) => this.userWindowBudget(user), guard: () => this.guard },
       (s) => this.sessions.delete(s),
+      admission.release,
     );
     this.sessions.add(session);
     this.bySocket.set(sock, session);
     this.log.debug('session-start', { session: session.id, src: session.src });
     this.ssh2!.injectSocket(sock);
+  }
+
+  /**
+   * Lines an outsider can cause at any rate (refused startups, fd exhaustion): the first of each
+   * event is logged at once, then at most one line per THROTTLE_MS carrying how many were not logged.
+   */
+  private throttled(event: string, fields: Record<string, unknown>, level: 'warn' | 'error' = 'warn'): void {
+    const t = this.throttle.get(event) ?? { last: 0, suppressed: 0 };
+    this.throttle.set(event, t);
+    const now = Date.now();
+    if (now - t.last < THROTTLE_MS) {
+      t.suppressed++;
+      return;
+    }
+    this.log[level](event, { ...fields, ...(t.suppressed ? { notLogged: t.suppressed } : {}) });
+    t.last = now;
+    t.suppressed = 0;
+  }
+
+  private userWindowBudget(user: string): { budget: WindowBudget; release(): void } {
+    let entry = this.userBudgets.get(user);
+    if (!entry) {
+      entry = { budget: createWindowBudget(USER_WINDOW_BUDGET), refs: 0 };
+      this.userBudgets.set(user, entry);
+    }
+    entry.refs++;
+    const e = entry;
+    let released = false;
+    return {
+      budget: e.budget,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--e.refs === 0) this.userBudgets.delete(user);
+      },
+    };
   }
 
   private onSsh(conn: Connection, socket: net.Socket): void {
@@ -164,11 +231,14 @@ export class HoldfastServer {
    * and host keys are bound at start; the returned keys name what only a restart changes.
    */
   reload(next: ResolvedConfig): string[] {
+    // Compared with what the process started with (what is bound now), not with the previous
+    // reload: a change that was undone needs no restart any more.
     const restart: string[] = [];
-    if (JSON.stringify(next.listen) !== JSON.stringify(this.config.listen)) restart.push('listen');
-    if (JSON.stringify(next.hostKeys) !== JSON.stringify(this.config.hostKeys)) restart.push('hostKeys');
+    if (JSON.stringify(next.listen) !== JSON.stringify(this.startedWith.listen)) restart.push('listen');
+    if (JSON.stringify(next.hostKeys) !== JSON.stringify(this.startedWith.hostKeys)) restart.push('hostKeys');
     if (next.authorizedKeys !== this.config.authorizedKeys) this.keys = this.newKeyStore(next.authorizedKeys);
     this.config = next;
+    this.startups.setLimits(next.startups);
     return restart;
   }
 

@@ -17,7 +17,8 @@ import { disconnect, rejectChannel } from './ssh/server-adapter.js';
 import { fingerprintOf } from './ssh/known-hosts.js';
 import { connectTcp, ConnectError, describeConnectError } from './legs/tcp-upstream.js';
 import { JumpChannel, type ChannelCloseReason } from './legs/jump-channel.js';
-import { resolveAndRoute, type Lookup } from './legs/resolve-destination.js';
+import { canonicalDestination, resolveAndRoute, type Lookup } from './legs/resolve-destination.js';
+import type { AddressGuard } from './routing/guard.js';
 import { formatDestination } from './routing/route-table.js';
 import { ClientKeepalive } from './legs/client-keepalive.js';
 import { applyTcpKeepalive } from './legs/tcp-keepalive.js';
@@ -26,7 +27,7 @@ import { describePolicy, strictest, type KeepalivePolicy } from './keepalive/pol
 import { statsForLog, timeoutFields, type MonitorStats } from './keepalive/monitor.js';
 import { UpstreamDialError, type PooledUpstream, type UpstreamPool } from './legs/ssh-upstream.js';
 import { findRoute } from './routing/route-table.js';
-import type { WindowBudget } from './ssh/channel-window.js';
+import { createWindowBudget, CONNECTION_WINDOW_BUDGET, type WindowBudget } from './ssh/channel-window.js';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parseGatewayLogin } from './routing/gateway-login.js';
@@ -56,10 +57,16 @@ export interface SessionContext {
   readonly pool: UpstreamPool;
   /** Receive windows beyond ssh2's 2 MiB come out of this (src/ssh/channel-window.ts). */
   readonly windowBudget: WindowBudget;
+  /** The user's share of window growth, across their connections; release() when the session ends. */
+  readonly userWindowBudget: (user: string) => { readonly budget: WindowBudget; release(): void };
+  /** Addresses wildcards never reach (loopback, link-local, holdfast's own); follows reloads. */
+  readonly guard: () => AddressGuard;
 }
 
 const MAX_LOGGED_DESTINATIONS = 20;
 const GATEWAY_DRAIN_MS = 1000;
+/** Client-caused warn lines logged per connection (refusals, failed logins); the rest are counted. */
+const MAX_FAILURE_LINES = 20;
 
 export class Session {
   readonly id = crypto.randomBytes(4).toString('hex');
@@ -98,11 +105,19 @@ export class Session {
   /** After the gateway leg died: the client gets this long to hang up by itself. */
   private gatewayDrain: NodeJS.Timeout | undefined;
   private pendingReason: CloseReason | undefined;
+  /** Session channels accepted only to print "no shell here", until the client closes them. */
+  private refusedSessions = 0;
+  /** Lines logged through logFailure(); past MAX_FAILURE_LINES they are only counted. */
+  private failureLines = 0;
+  private readonly connectionBudget = createWindowBudget(CONNECTION_WINDOW_BUDGET);
+  private userBudget: { readonly budget: WindowBudget; release(): void } | undefined;
 
   constructor(
     readonly socket: net.Socket,
     private readonly ctx: SessionContext,
     private readonly onFinished: (s: Session) => void,
+    /** The connection stopped being an unauthenticated "startup" (src/startups.ts): called once. */
+    private readonly startupEnded: () => void = () => {},
   ) {
     this.src = `${unmapIPv4(socket.remoteAddress ?? '?')}:${socket.remotePort ?? 0}`;
     socket.setNoDelay(true);
@@ -138,6 +153,7 @@ export class Session {
     conn.on('ready', () => {
       clearTimeout(this.loginGrace);
       this.loginGrace = undefined;
+      this.startupEnded();
       if (this.closing) return;
       this.clientKeepalive = new ClientKeepalive(conn, this.socket, this.clientPolicy(), {
         dead: (stats) => this.clientDead(stats),
@@ -151,26 +167,47 @@ export class Session {
       void this.openJump(accept, reject, info);
     });
     conn.on('session', (accept, reject) => this.openSession(accept, reject));
+    // ssh -R / remote streamlocal forwarding: a jump host listens on nothing for its users. ssh2
+    // would refuse these by itself; the listener is here so that each refusal is logged.
+    conn.on('request', (_accept, reject, name: string, info: { bindAddr?: string; bindPort?: number; socketPath?: string } | undefined) => {
+      const bind = info?.bindAddr !== undefined ? { bind: `${info.bindAddr}:${info.bindPort}` } : info?.socketPath !== undefined ? { bind: info.socketPath } : {};
+      if (name === 'tcpip-forward' || name === 'streamlocal-forward@openssh.com') {
+        this.logFailure('forward-refused', { session: this.id, user: this.user, src: this.src, kind: name, ...bind, why: 'holdfast does not listen for users (ssh -R is not offered)' });
+      }
+      reject?.();
+    });
+  }
+
+  /**
+   * Warn lines a client can cause at will (refused channels and requests, failed logins): the first
+   * MAX_FAILURE_LINES of a connection are logged, the rest only counted in its session-close line,
+   * so one connection cannot flood the log.
+   */
+  private logFailure(event: string, fields: Record<string, unknown>, level: 'warn' | 'info' = 'warn'): void {
+    if (++this.failureLines > MAX_FAILURE_LINES) return;
+    this.ctx.log[level](event, fields);
   }
 
   private openSession(accept: () => unknown, reject: () => void): void {
+    if (this.closing) return reject();
+    // Session channels count against maxChannels like forwarded ones, refused ones included (each
+    // holds ssh2 state until the client closes it).
+    const config = this.ctx.config();
+    if (this.openChannels() >= config.maxChannels) {
+      this.logFailure('channel-refused', { session: this.id, user: this.user, src: this.src, kind: 'session', why: `maxChannels ${config.maxChannels} reached` });
+      return rejectChannel(this.conn!, reject, 'resource-shortage', `too many open channels (limit ${config.maxChannels})`);
+    }
     if (this.gatewayLoginError) return this.refuseSession(accept, `holdfast: ${this.gatewayLoginError}\r\n`);
     if (this.gatewayTarget && this.authKey?.options.command !== undefined) {
       return this.refuseSession(accept, 'holdfast: your key has a forced command (command= in authorized_keys), so it gets no gateway session\r\n');
     }
     if (!this.gateway) return this.refuseSession(accept);
-    if (this.closing) return reject();
-    const config = this.ctx.config();
-    if (this.openChannels() >= config.maxChannels) {
-      this.ctx.log.warn('channel-refused', { session: this.id, user: this.user, src: this.src, dst: this.gateway.dst, why: `maxChannels ${config.maxChannels} reached` });
-      return reject();
-    }
     const session = accept() as ServerSession | undefined;
     if (!session) return;
     const gateway = this.gateway;
     const opts = this.authKey!.options;
     const base = () => ({ session: this.id, user: this.user, src: this.src, dst: gateway.dst, addr: gateway.address, route: gateway.route?.name });
-    const gc = new GatewayChannel({ id: this.nextChannelId++, kind: 'session' }, session, gateway, opts, this.ctx.windowBudget, {
+    const gc = new GatewayChannel({ id: this.nextChannelId++, kind: 'session' }, session, gateway, opts, this.windowBudgets(), {
       started: (c) => {
         if (this.destinations.size < MAX_LOGGED_DESTINATIONS) this.destinations.add(gateway.dst);
         this.ctx.log.info('channel-open', {
@@ -182,7 +219,7 @@ export class Session {
           upstreamKeepalive: gateway.route ? { layer: 'ssh', policy: describePolicy(gateway.route.keepalive.upstream) } : undefined,
         });
       },
-      refused: (c, what) => this.ctx.log.warn('gateway-request-refused', { ...base(), channel: c.info.id, what }),
+      refused: (c, what) => this.logFailure('gateway-request-refused', { ...base(), channel: c.info.id, what }),
       closed: (c, reason, detail) => this.gatewayChannelClosed(c, reason, detail),
     });
     this.gatewayChannels.add(gc);
@@ -215,6 +252,7 @@ export class Session {
       config: this.ctx.config(),
       log: this.ctx.log,
       lookup: this.ctx.lookup,
+      guard: this.ctx.guard(),
       agent: new ForwardedAgent(conn),
       fields,
       routed: (route) => {
@@ -243,8 +281,14 @@ export class Session {
     this.gatewayDrain = setTimeout(() => this.close(sessionReason, { graceful: true }), GATEWAY_DRAIN_MS);
   }
 
+  /** Window growth comes out of the process's, this user's and this connection's budgets at once. */
+  private windowBudgets(): WindowBudget[] {
+    this.userBudget ??= this.ctx.userWindowBudget(this.user!);
+    return [this.ctx.windowBudget, this.userBudget.budget, this.connectionBudget];
+  }
+
   private openChannels(): number {
-    return this.channels.size + this.gatewayChannels.size + this.pendingOpens;
+    return this.channels.size + this.gatewayChannels.size + this.pendingOpens + this.refusedSessions;
   }
 
   private authenticate(authCtx: AuthContext): void {
@@ -269,6 +313,12 @@ export class Session {
     const pk = authCtx as PublicKeyAuthContext;
     const offered = { algo: pk.key.algo, data: pk.key.data };
     const keyFields = { ...fields, keyType: pk.key.algo, fingerprint: fingerprintOf(pk.key.data) };
+    if (pk.key.algo === 'ssh-rsa' && pk.hashAlgo !== 'sha256' && pk.hashAlgo !== 'sha512') {
+      // Asked or signed with the SHA-1 "ssh-rsa" algorithm (refused by OpenSSH too since 8.8).
+      this.failAuth('ssh-rsa (SHA-1) signatures are refused; the client must use rsa-sha2-256 or rsa-sha2-512', keyFields, config.maxAuthTries);
+      if (!this.closing) authCtx.reject(['publickey']);
+      return;
+    }
     const lookup = this.ctx.keys.lookup(user);
     if (!lookup.ok) {
       this.failAuth(lookup.why, keyFields, config.maxAuthTries);
@@ -297,7 +347,7 @@ export class Session {
 
   private failAuth(why: string, fields: Record<string, unknown>, maxAuthTries: number): void {
     this.authFailures++;
-    this.ctx.log.info('auth-failed', { ...fields, why, failures: this.authFailures });
+    this.logFailure('auth-failed', { ...fields, why, failures: this.authFailures }, 'info');
     if (this.authFailures >= maxAuthTries) {
       this.detail = `${this.authFailures} failed authentication attempts (maxAuthTries ${maxAuthTries})`;
       this.close('auth-failed');
@@ -338,6 +388,8 @@ export class Session {
   private refuseSession(accept: () => unknown, why?: string): void {
     const session = accept() as (NodeJS.EventEmitter & Record<string, unknown>) | undefined;
     if (!session) return;
+    this.refusedSessions++;
+    session.once('close', () => this.refusedSessions--);
     const port = this.socket.localPort ?? 2222;
     const user = this.user ?? 'you';
     const message =
@@ -359,7 +411,7 @@ export class Session {
     session.on('shell', refuse);
     session.on('exec', refuse);
     session.on('subsystem', refuse);
-    this.ctx.log.info('session-channel-refused', { session: this.id, user: this.user, src: this.src, ...(why ? { why: why.replace(/^holdfast: |\r\n$/g, '') } : {}) });
+    this.logFailure('session-channel-refused', { session: this.id, user: this.user, src: this.src, ...(why ? { why: why.replace(/^holdfast: |\r\n$/g, '') } : {}) }, 'info');
   }
 
   private async openJump(
@@ -370,20 +422,23 @@ export class Session {
     const config = this.ctx.config();
     const conn = this.conn!;
     const user = this.user!;
-    const host = info.destIP;
+    // One spelling of the destination, decided before anything else looks at it (canonical.ts).
+    const canonical = canonicalDestination(info.destIP, info.destPort);
+    const host = canonical.ok ? canonical.host : info.destIP;
     const port = info.destPort;
     const dst = formatDestination({ host, port, address: host });
     const base = { session: this.id, user, src: this.src, dst };
     const refuse = (why: string, description: string) => {
-      this.ctx.log.warn('channel-refused', { ...base, why });
+      this.logFailure('channel-refused', { ...base, why });
       rejectChannel(conn, reject, 'prohibited', description);
     };
+    if (!canonical.ok) return refuse(`not a destination: ${canonical.why}`, `holdfast: not a valid destination (${canonical.why})`);
 
     const opts = this.authKey!.options;
     if (!opts.portForwarding) return refuse('key has no-port-forwarding/restrict', 'port forwarding is disabled for this key');
     if (!permitOpenAllows(opts, host, port)) return refuse('not allowed by the key\'s permitopen=', `${dst} is not allowed by permitopen for this key`);
     if (this.openChannels() >= config.maxChannels) {
-      this.ctx.log.warn('channel-refused', { ...base, why: `maxChannels ${config.maxChannels} reached` });
+      this.logFailure('channel-refused', { ...base, why: `maxChannels ${config.maxChannels} reached` });
       return rejectChannel(conn, reject, 'resource-shortage', `too many open channels (limit ${config.maxChannels})`);
     }
 
@@ -394,10 +449,12 @@ export class Session {
       const routes = config.routes.filter((r) => !r.gateway);
       // Routes with `via` are matched on the name (or the literal address): the last bastion
       // resolves the name, which may exist only in its network.
-      const byName = findRoute(routes, user, { host, port, address: net.isIP(host) ? unmapIPv4(host) : '' });
-      if (byName.route?.via) return await this.openVia(byName.route, accept, reject, info, dst, base);
-      const res = await resolveAndRoute(routes, user, host, port, this.ctx.lookup, config.connectTimeoutMs);
+      const literal = canonical.kind === 'name' ? '' : host;
+      const byName = findRoute(routes, user, { host, kind: canonical.kind, port, address: literal, protection: this.ctx.guard().protection(literal) });
+      if (byName.route?.via) return await this.openVia(byName.route, accept, reject, { ...info, destIP: host }, dst, base);
+      const res = await resolveAndRoute(routes, user, host, port, this.ctx.lookup, config.connectTimeoutMs, this.ctx.guard());
       if (this.closing) return rejectChannel(conn, reject, 'connect-failed', 'session is closing');
+      if (res.kind === 'invalid') return refuse(`not a destination: ${res.why}`, `holdfast: not a valid destination (${res.why})`);
       if (res.kind === 'refused') {
         const why = res.decision.misses.length ? res.decision.misses.map((m) => `${m.route}: ${m.why}`).join('; ') : 'no routes configured';
         return refuse(`no route allows it (${why})`, `holdfast: no route allows ${user} to reach ${dst}`);
@@ -474,7 +531,7 @@ export class Session {
    * closing: that is why) and "connect failed" to the client with `told` (default: `why`).
    */
   private connectFailed(reject: () => void, fields: Record<string, unknown>, why: string, told = why): void {
-    if (!this.closing) this.ctx.log.warn('channel-connect-failed', { ...fields, why });
+    if (!this.closing) this.logFailure('channel-connect-failed', { ...fields, why });
     rejectChannel(this.conn!, reject, 'connect-failed', told);
   }
 
@@ -511,7 +568,7 @@ export class Session {
       channel,
       sock,
       (c, reason, error) => this.channelClosed(c, reason, error),
-      this.ctx.windowBudget,
+      this.windowBudgets(),
     );
     this.channels.set(jc, route);
     this.channelCount++;
@@ -593,14 +650,11 @@ export class Session {
     this.reason = reason;
     this.releaseChildren(reason === 'shutdown' ? 'shutdown' : reason === 'client-keepalive-timeout' ? 'client-keepalive-timeout' : 'session-closed');
     if (opts.graceful && this.conn) {
-      try {
-        this.conn.end();
-      } catch {
-        /* socket already gone */
-      }
+      // The user's ssh prints this line ("Received disconnect from …: <text>").
+      disconnect(this.conn, 'by-application', disconnectText(reason, this.detail));
       this.forceClose = setTimeout(() => this.socket.destroy(), 1000);
     } else if (reason === 'auth-failed' && this.conn) {
-      disconnect(this.conn, 'too-many-auth-failures');
+      disconnect(this.conn, 'too-many-auth-failures', 'holdfast: too many authentication failures');
       this.forceClose = setTimeout(() => this.socket.destroy(), 1000);
     } else {
       this.socket.destroy();
@@ -623,6 +677,7 @@ export class Session {
     if (this.finished) return;
     this.releaseChildren(this.reason === 'shutdown' ? 'shutdown' : 'session-closed');
     this.finished = true;
+    this.startupEnded();
     clearTimeout(this.forceClose);
     this.forceClose = undefined;
     const reason: CloseReason =
@@ -636,6 +691,7 @@ export class Session {
             ? 'auth-failed'
             : 'peer-closed');
     this.reason = reason;
+    this.userBudget?.release();
     if (reason === 'protocol-error') this.detail ??= this.protocolError;
     this.ctx.log.info('session-close', {
       session: this.id,
@@ -645,6 +701,7 @@ export class Session {
       reason,
       ...(this.detail ? { detail: this.detail } : {}),
       authFailures: this.authFailures,
+      ...(this.failureLines > MAX_FAILURE_LINES ? { linesSuppressed: this.failureLines - MAX_FAILURE_LINES } : {}),
       channels: this.channelCount,
       dsts: [...this.destinations],
       ...(this.gateway ? { gateway: this.gateway.dst } : {}),
@@ -655,4 +712,10 @@ export class Session {
     });
     this.onFinished(this);
   }
+}
+
+/** The one line a user's ssh prints when holdfast hangs up on purpose. */
+function disconnectText(reason: CloseReason, detail: string | undefined): string {
+  if (reason === 'shutdown') return 'holdfast: the jump host is shutting down; reconnect in a moment';
+  return `holdfast: ${reason}${detail ? ` (${detail})` : ''}`;
 }

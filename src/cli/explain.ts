@@ -10,6 +10,7 @@ import { formatDestination } from '../routing/route-table.js';
 import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy, type Layer, type Leg } from '../keepalive/policy.js';
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
 import { gatewayUser } from '../routing/gateway-login.js';
+import { AddressGuard, ownAddresses } from '../routing/guard.js';
 
 export interface ExplainRequest {
   readonly host: string;
@@ -31,7 +32,12 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
   }
   // Routes with `gateway` serve only gateway logins; the others only ssh -J.
   const routes = config.routes.filter((r) => (r.gateway !== undefined) === (req.gateway === true));
-  const res = await resolveAndRoute(routes, req.user, req.host, req.port, lookup, 5000);
+  const res = await resolveAndRoute(routes, req.user, req.host, req.port, lookup, config.connectTimeoutMs, new AddressGuard(ownAddresses(config.listen)));
+  if (res.kind === 'invalid') {
+    out.push(`route: none: ${req.host} is not a destination (${res.why}); holdfast refuses it before any route is matched`);
+    return { text: out.join('\n'), matched: false };
+  }
+  if (res.host !== req.host) out.push(`canonical: ${res.host} (the one spelling holdfast matches, resolves and logs)`);
   if (res.kind === 'refused') {
     out.push(req.gateway ? `route: none: the user sees "holdfast: no gateway route allows ${req.user} to reach ${dst}"` : `route: none: holdfast answers "administratively prohibited"`);
     if (res.decision.misses.length === 0) out.push(req.gateway ? '  no gateway routes are configured' : '  no routes are configured');
@@ -41,7 +47,7 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
   const route = res.kind === 'routed' ? res.decision.route : res.route;
   if (res.kind === 'unresolved') {
     out.push(`address: ${req.host} does not resolve here (${res.code}): matched on the name only; holdfast would answer "connect failed"`);
-  } else if (!net.isIP(req.host)) {
+  } else if (!net.isIP(res.host)) {
     out.push(`address: ${res.address} (resolved once; holdfast connects to exactly this address)`);
   }
   const skipped = res.decision.misses;

@@ -110,22 +110,29 @@ async function runExplain(file: string | undefined, dest: string, user: string |
 }
 
 export async function main(args: string[]): Promise<number> {
-  let code: number | Promise<number> = EXIT_OK;
+  // Handlers only choose what to run; it runs after parsing, and never after a usage error (yargs
+  // calls a command's handler even when strict() then reports an unknown argument).
+  let chosen: (() => number | Promise<number>) | undefined;
+  let usageError = false;
   const parser = yargs(args)
     .scriptName('holdfast')
     .usage('$0 <command> [options]\n\nAn SSH jump host that keeps sessions alive through idle-killing middleboxes.')
     .option('config', {
       alias: 'c',
       type: 'string',
+      requiresArg: true,
       describe: 'YAML config file (default: $HOLDFAST_CONFIG, else the embedded default)',
     })
-    .command('serve', 'Run the jump host', {}, (argv) => {
-      code = serve(configFile(argv));
+    .command('serve', 'Run the jump host (with --config FILE, else $HOLDFAST_CONFIG, else the embedded default)', {}, (argv) => {
+      chosen = () => serve(configFile(argv));
     })
     .command('check', 'Validate the config without opening sockets (exit 78 on errors)', {}, (argv) => {
-      const loaded = tryLoad(configFile(argv));
-      if (!loaded) code = EXIT_CONFIG;
-      else process.stdout.write(`${summarizeConfig(loaded.config, loaded.warnings)}\n`);
+      chosen = () => {
+        const loaded = tryLoad(configFile(argv));
+        if (!loaded) return EXIT_CONFIG;
+        process.stdout.write(`${summarizeConfig(loaded.config, loaded.warnings)}\n`);
+        return EXIT_OK;
+      };
     })
     .command(
       'explain <destination>',
@@ -137,23 +144,32 @@ export async function main(args: string[]): Promise<number> {
           .option('from', { type: 'string', describe: 'client address' })
           .option('gateway', { type: 'boolean', default: false, describe: 'explain the gateway login USER+DEST instead of ssh -J' }),
       (argv) => {
-        code = runExplain(configFile(argv), String(argv.destination), argv.user, argv.from, argv.gateway);
+        chosen = () => runExplain(configFile(argv), String(argv.destination), argv.user, argv.from, argv.gateway);
       },
     )
     .command('schema', 'Print the config JSON Schema (for editors)', {}, () => {
-      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+      chosen = () => {
+        process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+        return EXIT_OK;
+      };
     })
     .demandCommand(1, 'Name a command: serve, check, explain or schema.')
     .strict()
     .version(VERSION)
     .help()
     .fail((msg, err) => {
-      if (err) throw err;
-      process.stderr.write(`holdfast: ${msg}\nRun "holdfast --help" for usage.\n`);
-      code = EXIT_USAGE;
+      // yargs reports some usage errors (an option missing its value) as a YError: still usage.
+      if (err && err.name !== 'YError') throw err;
+      msg ??= err?.message ?? 'usage error';
+      if (usageError) return;
+      usageError = true;
+      const stray = /^Unknown arguments?: (.*)$/.exec(msg ?? '')?.[1]?.split(', ').find((a) => /\.ya?ml$/i.test(a) || a.includes('/'));
+      const hint = stray ? `\nTo use ${stray} as the config: holdfast ${args[0] ?? 'serve'} --config ${stray}` : '';
+      process.stderr.write(`holdfast: ${msg}${hint}\nRun "holdfast --help" for usage. Nothing was started.\n`);
     });
   await parser.parseAsync();
-  return code;
+  if (usageError) return EXIT_USAGE;
+  return chosen ? await chosen() : EXIT_OK;
 }
 
 export function run(): void {

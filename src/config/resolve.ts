@@ -10,6 +10,7 @@ import { hasUserTemplate, resolveConfigPath, stateDir } from './paths.js';
 import type { RouteRule } from '../routing/route-table.js';
 import type { DestinationPattern } from '../routing/destination.js';
 import { inspectHostKey } from '../ssh/host-keys.js';
+import { parseMaxStartups, type StartupLimits } from '../startups.js';
 
 export interface LegPolicies {
   readonly client: Readonly<KeepalivePolicy>;
@@ -59,6 +60,8 @@ export interface ResolvedConfig {
   readonly loginGraceTimeMs: number;
   readonly maxAuthTries: number;
   readonly maxChannels: number;
+  /** maxStartups, perSourceMaxStartups, perSourceNetBlockSize (src/startups.ts). */
+  readonly startups: StartupLimits;
   readonly connectTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -110,6 +113,34 @@ export function resolveConfig(
     if (ctx.embedded) warnings.push(`authorizedKeys: ${msg}; every login is refused until it exists`);
     else problems.push({ path: ['authorizedKeys'], message: msg });
   }
+
+  // A user name is only a claim unless the key source binds it: with one authorized_keys file for
+  // everyone, any key in it logs in under any name, so a `users` rule or a gateway login as `%u`
+  // would be decided by what the client typed.
+  if (!hasUserTemplate(authorizedKeys)) {
+    const fix = `put %u in authorizedKeys (e.g. /etc/holdfast/authorized_keys/%u) so that each user name has its own keys`;
+    c.routes.forEach((r, i) => {
+      if (r.users && r.users.some((u) => u !== '*')) {
+        problems.push({ path: ['routes', i, 'users'], message: `users ${JSON.stringify(r.users)} cannot be enforced: authorizedKeys ${authorizedKeys} is one file for every user name, so any key in it can log in as any name; ${fix}` });
+      }
+      if (r.gateway && hasUserTemplate(r.gateway.user)) {
+        problems.push({ path: ['routes', i, 'gateway', 'user'], message: `gateway user "${r.gateway.user}" logs in to the target under the name the client typed, but authorizedKeys ${authorizedKeys} is one file for every user name; ${fix}, or give a fixed user:` });
+      }
+    });
+  }
+
+  const ms = parseMaxStartups(c.maxStartups);
+  if (!ms.ok) problems.push({ path: ['maxStartups'], message: ms.message });
+  const nb = /^(\d{1,2})(?::(\d{1,3}))?$/.exec(String(c.perSourceNetBlockSize));
+  const v4Bits = nb ? Number(nb[1]) : 32;
+  const v6Bits = nb ? Number(nb[2] ?? 128) : 128;
+  if (!nb || v4Bits > 32 || v6Bits > 128) problems.push({ path: ['perSourceNetBlockSize'], message: `"${c.perSourceNetBlockSize}" is not IPv4bits[:IPv6bits] (e.g. 32:64)` });
+  const startups: StartupLimits = {
+    ...(ms.ok ? { start: ms.start, rate: ms.rate, full: ms.full } : { start: 10, rate: 30, full: 100 }),
+    perSource: c.perSourceMaxStartups === 'none' ? 0 : c.perSourceMaxStartups,
+    v4Bits,
+    v6Bits,
+  };
 
   const seen = new Map<string, number>();
   c.routes.forEach((r, i) => {
@@ -189,6 +220,7 @@ export function resolveConfig(
     loginGraceTimeMs: c.loginGraceTime,
     maxAuthTries: c.maxAuthTries,
     maxChannels: c.maxChannels,
+    startups,
     connectTimeoutMs: c.connectTimeout,
     shutdownTimeoutMs: c.shutdownTimeout,
     logLevel: c.logLevel,

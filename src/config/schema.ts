@@ -178,6 +178,22 @@ export const ConfigSchema = z
       .max(100)
       .default(6)
       .describe('Failed authentication attempts allowed per connection (sshd MaxAuthTries).'),
+    maxStartups: z
+      .union([z.string(), z.number().int()])
+      .default('64:30:256')
+      .describe(
+        'Unauthenticated connections (sshd MaxStartups start:rate:full): from `start` pending, new ones are refused with probability rate %, rising to 100 % at `full`. Higher than sshd\'s 10:30:100: a jump host sees bursts of parallel logins (Ansible, pssh), and a pending login costs holdfast one socket and ~30 KiB.',
+      ),
+    perSourceMaxStartups: z
+      .union([z.number().int().min(1).max(100000), z.literal('none')])
+      .default(32)
+      .describe(
+        'Unauthenticated connections allowed from one source network at once (sshd 9.8 PerSourceMaxStartups); "none" = no per-source limit. Keeps one address from taking every startup slot (pssh runs 32 at once).',
+      ),
+    perSourceNetBlockSize: z
+      .union([z.string(), z.number().int()])
+      .default('32:64')
+      .describe('Source network size for perSourceMaxStartups, IPv4 bits:IPv6 bits (sshd PerSourceNetBlockSize; /64 is one IPv6 site).'),
     maxChannels: z
       .number()
       .int()

@@ -46,7 +46,7 @@ export class GatewayChannel {
     private readonly upstream: GatewayUpstream,
     /** From the user's authorized_keys line: no-pty, no-agent-forwarding, restrict. */
     allow: { readonly pty: boolean; readonly agentForwarding: boolean },
-    private readonly windowBudget: WindowBudget | undefined,
+    private readonly windowBudget: readonly WindowBudget[] | undefined,
     private readonly hooks: {
       started: (c: GatewayChannel) => void;
       refused: (c: GatewayChannel, what: string) => void;
@@ -126,7 +126,7 @@ export class GatewayChannel {
     ch.pipe(up);
     up.pipe(ch, { end: false });
     // Only now that the client's stream flows into the target: a 'data' listener starts the flow.
-    if (this.windowBudget) this.window = growingWindow(ch, MAX_WINDOW, this.windowBudget);
+    if (this.windowBudget) this.window = growingWindow(ch, MAX_WINDOW, this.windowBudget, () => this.bytesUp - up.writableLength);
     up.stderr.pipe(ch.stderr, { end: false });
     let stderrEnded = false;
     let exit: { code: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;

@@ -57,15 +57,16 @@ export class JumpChannel {
     private readonly channel: ServerChannel,
     private readonly upstream: Duplex,
     private readonly onClosed: (ch: JumpChannel, reason: ChannelCloseReason, error?: string) => void,
-    /** Lets the client's upload window grow past ssh2's 2 MiB on long fat links. */
-    windowBudget?: WindowBudget,
+    /** Lets the client's upload window grow past ssh2's 2 MiB on long fat links (process, user, connection). */
+    windowBudget?: readonly WindowBudget[],
   ) {
     let upstreamError: string | undefined;
     this.socket = upstream instanceof net.Socket ? upstream : null;
     if (!this.socket) channel.on('data', (d: Buffer) => (this.up += d.length));
     channel.pipe(upstream);
     upstream.pipe(channel, { end: false });
-    this.window = windowBudget ? growingWindow(channel, MAX_WINDOW, windowBudget) : undefined;
+    // Grows only on bytes that left holdfast for the target (written out, not queued here).
+    this.window = windowBudget ? growingWindow(channel, MAX_WINDOW, windowBudget, () => this.bytesUp - upstream.writableLength) : undefined;
     upstream.once('end', () => {
       // Flush what is queued on the channel, then send EOF (an empty write's callback runs in order).
       if (!channel.writable) return;

@@ -3,11 +3,23 @@
  * optional `:port` (default 22, `*` any). IPv6 literals and CIDRs take brackets when a port follows:
  * `[2001:db8::/32]:2222`; a bare IPv6 CIDR means port 22.
  *
+ * Names and addresses are matched each in their own way: a pattern made of digits, dots and
+ * wildcards (`10.1.2.*`), or one with colons (IPv6), is an address pattern and is matched against the
+ * address holdfast connects to, never against a name (so `10.1.2.*` does not match
+ * `10.1.2.3.attacker.tld`); any other pattern is a name pattern and is matched against the canonical
+ * name the client asked for (src/routing/canonical.ts), never against an address.
+ *
  * A negated entry with no port excludes the host on every port: `!secret.internal` reads as "never
  * secret.internal", which is what an operator means by it.
+ *
+ * Wildcards never reach the jump host itself: a loopback, link-local or unspecified address, or one
+ * of holdfast's own addresses (src/routing/guard.ts), is reached only through an entry that names it
+ * explicitly: the address itself, or a CIDR inside its block.
  */
 import net from 'node:net';
 import { wildcardMatch } from './wildcard.js';
+import { canonicalAddress, type HostKind } from './canonical.js';
+import type { Protection } from './guard.js';
 
 export const DEFAULT_SSH_PORT = 22;
 
@@ -17,13 +29,18 @@ export type DestinationPattern = {
   /** '*' = any port. */
   readonly port: number | '*';
 } & (
-  | { readonly kind: 'host'; readonly pattern: string }
+  | { readonly kind: 'name'; readonly pattern: string }
+  /** Only wildcards (`*`): any name, and any address. */
+  | { readonly kind: 'any'; readonly pattern: string }
+  | { readonly kind: 'address'; readonly pattern: string; readonly exact: boolean }
   | { readonly kind: 'cidr'; readonly network: string; readonly prefix: number; readonly blockList: net.BlockList }
 );
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string };
 
-const HOST_PATTERN = /^[A-Za-z0-9._*?:%-]+$/;
+const NAME_PATTERN = /^[a-z0-9._*?-]+$/;
+const IPV4_PATTERN = /^[0-9.*?]+$/;
+const IPV6_PATTERN = /^[0-9a-f:.*?]+$/;
 
 export function parseDestinationPattern(source: string): ParseResult<DestinationPattern> {
   const q = JSON.stringify(source);
@@ -61,10 +78,31 @@ export function parseDestinationPattern(source: string): ParseResult<Destination
     if (!cidr) return { ok: false, message: `${q} is not a valid CIDR (expected e.g. 198.18.4.0/24 or 2001:db8::/32)` };
     return { ok: true, value: { source, negated, port, kind: 'cidr', ...cidr } };
   }
-  if (!HOST_PATTERN.test(hostPart)) {
-    return { ok: false, message: `${q} is not a valid host pattern (letters, digits, ".", "-", "_", "*", "?")` };
+  return parseHostPattern(q, hostPart.toLowerCase(), { source, negated, port });
+}
+
+function parseHostPattern(
+  q: string,
+  host: string,
+  base: { source: string; negated: boolean; port: number | '*' },
+): ParseResult<DestinationPattern> {
+  const wild = /[*?]/.test(host);
+  if (/^[*?]+$/.test(host)) return { ok: true, value: { ...base, kind: 'any', pattern: host } };
+  if (host.includes(':')) {
+    if (!IPV6_PATTERN.test(host) || (!wild && !net.isIPv6(host))) return { ok: false, message: `${q} is not a valid IPv6 address or pattern` };
+    const pattern = wild ? host : canonicalAddress(host);
+    return { ok: true, value: { ...base, kind: 'address', pattern, exact: !wild } };
   }
-  return { ok: true, value: { source, negated, port, kind: 'host', pattern: hostPart } };
+  if (IPV4_PATTERN.test(host) && /\d/.test(host)) {
+    if (!wild && !net.isIPv4(host)) return { ok: false, message: `${q} is not a valid IPv4 address (write a dotted quad, e.g. 10.1.2.7)` };
+    return { ok: true, value: { ...base, kind: 'address', pattern: host, exact: !wild } };
+  }
+  // One trailing dot is the fully-qualified spelling of the same name.
+  const name = host.endsWith('.') && host.length > 1 ? host.slice(0, -1) : host;
+  if (!NAME_PATTERN.test(name)) {
+    return { ok: false, message: `${q} is not a valid host pattern (ASCII letters, digits, ".", "-", "_", "*", "?"; write internationalized names in their xn-- form)` };
+  }
+  return { ok: true, value: { ...base, kind: 'name', pattern: name } };
 }
 
 /** "addr/bits" as a BlockList, or null when it is not a valid IPv4/IPv6 CIDR. */
@@ -83,30 +121,50 @@ export function inBlockList(list: net.BlockList, address: string): boolean {
   return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
 
-/** A destination as holdfast will connect to it: the name the client asked for and the address it resolved to. */
+/**
+ * A destination as holdfast will connect to it: the canonical host the client asked for
+ * (src/routing/canonical.ts), the address it resolved to ('' while unknown: not resolved, or resolved
+ * by a bastion), and whether that address is protected (the jump host itself).
+ */
 export interface Destination {
   readonly host: string;
+  /** How the client named it; default: a name unless `host` is an address literal. */
+  readonly kind?: HostKind;
   readonly address: string;
   readonly port: number;
+  readonly protection?: Protection | null;
 }
 
-export function destinationPatternMatches(p: DestinationPattern, dest: Destination): boolean {
-  if (p.port !== '*' && p.port !== dest.port) return false;
-  if (p.kind === 'host') {
-    // The name the user typed, and the address we will really connect to: an operator who writes
-    // "10.1.2.*" means the address, whatever name led there.
-    return wildcardMatch(dest.host, p.pattern) || wildcardMatch(dest.address, p.pattern);
-  }
-  return inBlockList(p.blockList, dest.address);
+export type PatternMatch = 'hit' | 'miss' | 'guarded';
+
+export function destinationPatternMatches(p: DestinationPattern, dest: Destination): PatternMatch {
+  if (p.port !== '*' && p.port !== dest.port) return 'miss';
+  const byName = (dest.kind ?? (net.isIP(dest.host) ? 'ipv4' : 'name')) === 'name';
+  let hit: boolean;
+  if (p.kind === 'any') hit = wildcardMatch(byName ? dest.host : dest.address || dest.host, p.pattern);
+  else if (p.kind === 'name') hit = byName && wildcardMatch(dest.host, p.pattern);
+  else if (p.kind === 'address') hit = dest.address !== '' && (p.exact ? p.pattern === dest.address : wildcardMatch(dest.address, p.pattern));
+  else hit = dest.address !== '' && inBlockList(p.blockList, dest.address);
+  if (!hit) return 'miss';
+  // An exclusion always applies; an inclusion reaches a protected address only by naming it.
+  if (!p.negated && dest.protection && !namesExplicitly(p, dest.protection)) return 'guarded';
+  return 'hit';
+}
+
+/** The entry names the protected address itself, or a CIDR lying wholly inside its block. */
+function namesExplicitly(p: DestinationPattern, protection: Protection): boolean {
+  if (p.kind === 'address') return p.exact;
+  if (p.kind === 'cidr') return p.prefix >= protection.prefix && inBlockList(protection.blockList, p.network);
+  return false;
 }
 
 /** A `to:` list: some positive entry matches and no negated one does. */
 export function destinationListMatches(list: readonly DestinationPattern[], dest: Destination): boolean {
   let positive = false;
   for (const p of list) {
-    const hit = destinationPatternMatches(p, dest);
-    if (hit && p.negated) return false;
-    if (hit) positive = true;
+    const m = destinationPatternMatches(p, dest);
+    if (m === 'hit' && p.negated) return false;
+    if (m === 'hit') positive = true;
   }
   return positive;
 }

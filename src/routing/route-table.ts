@@ -22,12 +22,20 @@ export type RouteDecision<R extends RouteRule> =
 export function whyRouteMisses(rule: RouteRule, user: string, dest: Destination): string | null {
   if (rule.users && !matchPatternList([user], rule.users)) return `user "${user}" is not in users`;
   let positive = false;
+  let guarded: string | undefined;
   for (const p of rule.to) {
-    if (!destinationPatternMatches(p, dest)) continue;
+    const m = destinationPatternMatches(p, dest);
+    if (m === 'guarded') guarded ??= p.source;
+    if (m !== 'hit') continue;
     if (p.negated) return `excluded by "${p.source}"`;
     positive = true;
   }
-  return positive ? null : `no "to" entry matches ${formatDestination(dest)}`;
+  if (positive) return null;
+  if (guarded !== undefined && dest.protection) {
+    const p = dest.protection;
+    return `${dest.address} is ${p.what}: only an entry naming that address (or a CIDR inside ${p.network}/${p.prefix}) reaches it, not "${guarded}"`;
+  }
+  return `no "to" entry matches ${formatDestination(dest)}`;
 }
 
 export function findRoute<R extends RouteRule>(routes: readonly R[], user: string, dest: Destination): RouteDecision<R> {

@@ -13,6 +13,7 @@ import net from 'node:net';
 import { utils, type ParsedKey } from './ssh2.js';
 import { matchPatternList } from '../routing/wildcard.js';
 import { inBlockList, parseCidr } from '../routing/destination.js';
+import { canonicalAddress, unmapIPv4 } from '../routing/canonical.js';
 
 export interface PermitOpen {
   readonly host: string; // '*' = any
@@ -196,7 +197,10 @@ function splitOptions(text: string): string[] {
 function parsePermitOpen(v: string): PermitOpen | null {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5}|\*)$/.exec(v.trim());
   if (!m) return null;
-  const host = (m[1] ?? m[2])!;
+  const raw = (m[1] ?? m[2])!;
+  // Compared with the canonical destination (src/routing/canonical.ts): addresses in one spelling,
+  // names in lower case without a trailing dot.
+  const host = net.isIP(raw) ? canonicalAddress(raw) : raw.toLowerCase().replace(/\.$/, '');
   const port = m[3] === '*' ? '*' : Number(m[3]);
   if (port !== '*' && (port < 1 || port > 65535)) return null;
   return { host, port };
@@ -240,6 +244,4 @@ export function permitOpenAllows(options: KeyOptions, host: string, port: number
   );
 }
 
-export function unmapIPv4(ip: string): string {
-  return ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
-}
+export { unmapIPv4 };

@@ -10,9 +10,10 @@
  * the window full (a bandwidth-delay product bigger than the window) gets a bigger one.
  *
  * Memory stays bounded: the window is topped up only while little waits in the channel's read
- * buffer (a slow consumer stops the top-ups, and the sender then stops at the window it has), and
- * the growth beyond 2 MiB of all channels together comes out of one budget per process. Worst case:
- * 2 MiB × channels + the budget. Uses ssh2 internals (incoming.window, outgoing.id,
+ * buffer (a slow consumer stops the top-ups, and the sender then stops at the window it has); it
+ * grows only on bytes the consumer has really taken (GROWTH_SLACK); and the growth beyond 2 MiB comes
+ * out of budgets per connection, per user and per process, all at once. Worst case per connection:
+ * 2 MiB × maxChannels + CONNECTION_WINDOW_BUDGET. Uses ssh2 internals (incoming.window, outgoing.id,
  * _client._protocol.channelWindowAdjust); pinned ssh2, checked by test/unit/ssh2-internals.test.ts.
  */
 import type { Duplex } from 'node:stream';
@@ -25,6 +26,17 @@ export const MAX_WINDOW = 16 * 1024 * 1024;
 const BACKLOG_LIMIT = 256 * 1024;
 /** Growth beyond BASE_WINDOW, all channels of the process together. */
 export const WINDOW_BUDGET = 512 * 1024 * 1024;
+/** Growth beyond BASE_WINDOW, all channels of one client connection together. */
+export const CONNECTION_WINDOW_BUDGET = 32 * 1024 * 1024;
+/** Growth beyond BASE_WINDOW, all connections of one user together. */
+export const USER_WINDOW_BUDGET = 96 * 1024 * 1024;
+/**
+ * Bytes a target's kernel can take without the target reading any (socket send and receive
+ * buffers: Linux autotunes them up to tcp_wmem[2] + tcp_rmem[2] = 4 + 6 MiB by default). A window
+ * doubles from T only after the consumer has taken GROWTH_SLACK + 2T bytes, so a target that
+ * stopped reading never makes a window grow, whatever its kernel absorbed first.
+ */
+export const GROWTH_SLACK = 16 * 1024 * 1024;
 
 export interface WindowBudget {
   /** Bytes of window beyond BASE_WINDOW still available to grow into, across all channels. */
@@ -53,7 +65,14 @@ export interface WindowStats {
  * Lets the channel's window grow to `maxBytes`. Returns a release function (call it when the
  * channel closes: it gives the channel's growth back to the budget) and its stats.
  */
-export function growingWindow(channel: Duplex, maxBytes: number, budget: WindowBudget): { release(): void; stats(): WindowStats } {
+export function growingWindow(
+  channel: Duplex,
+  maxBytes: number,
+  budget: WindowBudget | readonly WindowBudget[],
+  /** Bytes the consumer has taken so far (out of holdfast's buffers); undefined = trust the backlog alone. */
+  taken?: () => number,
+): { release(): void; stats(): WindowStats } {
+  const budgets = Array.isArray(budget) ? (budget as readonly WindowBudget[]) : [budget as WindowBudget];
   const ch = channel as unknown as ChannelInternals;
   let target = BASE_WINDOW;
   let borrowed = 0;
@@ -69,10 +88,10 @@ export function growingWindow(channel: Duplex, maxBytes: number, budget: WindowB
     if (window > target / 2) return;
     // Half the window is in flight or consumed since the last adjustment: the sender is using all
     // we give it. Double, if the budget allows (on a LAN this costs budget, not speed).
-    if (target < maxBytes) {
-      const grow = Math.min(target, maxBytes - target, budget.available);
+    if (target < maxBytes && (taken === undefined || taken() >= GROWTH_SLACK + 2 * target)) {
+      const grow = Math.min(target, maxBytes - target, ...budgets.map((b) => b.available));
       if (grow > 0) {
-        budget.available -= grow;
+        for (const b of budgets) b.available -= grow;
         borrowed += grow;
         target += grow;
         if (target > maxTarget) maxTarget = target;
@@ -89,7 +108,7 @@ export function growingWindow(channel: Duplex, maxBytes: number, budget: WindowB
       if (released) return;
       released = true;
       channel.off('data', onData);
-      budget.available += borrowed;
+      for (const b of budgets) b.available += borrowed;
       borrowed = 0;
     },
     stats: () => ({ maxTarget, adjustments }),

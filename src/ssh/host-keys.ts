@@ -33,6 +33,15 @@ export function inspectHostKey(file: string): HostKeyState {
   }
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || !key.isPrivateKey()) return { state: 'bad', message: `${file} holds no private key` };
+  // sshd refuses a private key others can read (sshkey_perm_ok, "UNPROTECTED PRIVATE KEY FILE"):
+  // world-readable always; group-readable when the file is holdfast's own (a root-owned key shared
+  // with holdfast's group, 0640, is the usual way to hand a key to a non-root daemon).
+  const st = fs.statSync(file);
+  const uid = process.getuid?.() ?? 0;
+  if ((st.mode & 0o004) !== 0 || (st.uid === uid && (st.mode & 0o077) !== 0)) {
+    const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+    return { state: 'bad', message: `${file} has mode ${mode}: a private key must not be readable by others; run chmod 600 ${file}` };
+  }
   return { state: 'ok', type: key.type };
 }
 

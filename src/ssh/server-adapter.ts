@@ -78,17 +78,21 @@ export function rejectChannel(conn: Connection, reject: () => void, why: OpenFai
   }
 }
 
-/** Sends SSH_MSG_DISCONNECT with a reason code (ssh2 sends no description) and ends the socket. */
-export function disconnect(conn: Connection, reason: 'too-many-auth-failures' | 'by-application' | 'protocol-error'): void {
+/**
+ * Sends SSH_MSG_DISCONNECT with a reason code and a description the user's ssh prints ("Received
+ * disconnect from HOST port P:11: <description>"), then ends the socket. The description needs
+ * patches/ssh2+1.17.0.patch (ssh2 1.17.0 always sent an empty one).
+ */
+export function disconnect(conn: Connection, reason: 'too-many-auth-failures' | 'by-application' | 'protocol-error', description = ''): void {
   const code =
     reason === 'too-many-auth-failures'
       ? DISCONNECT_REASON.NO_MORE_AUTH_METHODS_AVAILABLE!
       : reason === 'protocol-error'
         ? DISCONNECT_REASON.PROTOCOL_ERROR!
         : DISCONNECT_REASON.BY_APPLICATION!;
-  const proto = (conn as unknown as { _protocol: { disconnect(code: number): void } })._protocol;
+  const proto = (conn as unknown as { _protocol: { disconnect(code: number, description: string): void } })._protocol;
   try {
-    proto.disconnect(code);
+    proto.disconnect(code, description);
   } catch {
     // The socket may already be gone; the caller destroys it either way.
   }

@@ -19,6 +19,8 @@ export interface Holdfast {
   readonly port: number;
   readonly logs: LogLine[];
   readonly stderr: () => string;
+  /** Bytes holdfast has written to stdout (its log) so far. */
+  readonly logBytes: () => number;
   waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number, what?: string): Promise<LogLine>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -30,6 +32,8 @@ export interface StartOptions {
   readonly nodeArgs?: string[];
   /** Run inside this network namespace (ip netns exec keeps the pid). */
   readonly netns?: string;
+  /** File descriptor limit for holdfast (prlimit execs it: the pid stays holdfast's). */
+  readonly nofile?: number;
 }
 
 /** Starts holdfast with `yaml` written to DIR/holdfast.yaml (null = no --config). */
@@ -42,6 +46,7 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
   }
   const argv = [process.execPath, ...(opts.nodeArgs ?? []), ...args, ...(opts.args ?? [])];
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
+  if (opts.nofile) argv.unshift('prlimit', `--nofile=${opts.nofile}:${opts.nofile}`, '--');
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: dir,
     env: { ...process.env, HOLDFAST_CONFIG: '', ...opts.env },
@@ -50,8 +55,10 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
   const logs: LogLine[] = [];
   let err = '';
   let buf = '';
+  let bytes = 0;
   proc.stdout!.setEncoding('utf8');
   proc.stdout!.on('data', (d: string) => {
+    bytes += Buffer.byteLength(d);
     buf += d;
     let nl: number;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -77,6 +84,7 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
     port,
     logs,
     stderr: () => err,
+    logBytes: () => bytes,
     waitForLog,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       await stopProcess(proc, signal, 15_000);

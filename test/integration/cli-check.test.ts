@@ -15,6 +15,7 @@ describe('holdfast check', function () {
   before(function () {
     dir = tempDir();
     fs.writeFileSync(path.join(dir, 'authorized_keys'), `${publicKey(keygen(dir, 'user'))}\n`);
+    fs.mkdirSync(path.join(dir, 'ak'));
   });
   after(removeTempDirs);
 
@@ -31,29 +32,29 @@ describe('holdfast check', function () {
     },
     {
       what: 'a YAML syntax error (misaligned mapping)',
-      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    to: ["a"]\n  - name: lab2\n  to: x\n',
+      yaml: 'authorizedKeys: ak/%u\nroutes:\n  - name: lab\n    to: ["a"]\n  - name: lab2\n  to: x\n',
       lines: ['bad.yaml:6:1: YAML syntax error: All mapping items must start at the same column'],
     },
     {
       what: 'an unknown key, named by its path',
-      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    to: ["*.lab"]\n    kepalive:\n      client: { interval: 10s }\n',
+      yaml: 'authorizedKeys: ak/%u\nroutes:\n  - name: lab\n    to: ["*.lab"]\n    kepalive:\n      client: { interval: 10s }\n',
       lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, via, gateway, keepalive)'],
     },
     {
       what: 'an unknown top-level key',
-      yaml: 'authorizedKeys: authorized_keys\nlisten_port: 22\nroutes: []\n',
+      yaml: 'authorizedKeys: ak/%u\nlisten_port: 22\nroutes: []\n',
       lines: [
-        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, loginGraceTime, maxAuthTries, maxChannels, connectTimeout, shutdownTimeout, logLevel, keepalive, upstreams, upstreamPool, routes)',
+        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, loginGraceTime, maxAuthTries, maxStartups, perSourceMaxStartups, perSourceNetBlockSize, maxChannels, connectTimeout, shutdownTimeout, logLevel, keepalive, upstreams, upstreamPool, routes)',
       ],
     },
     {
       what: 'a bad duration',
-      yaml: 'authorizedKeys: authorized_keys\nkeepalive:\n  client: { interval: 10 parsecs, countMax: 3 }\nroutes: []\n',
+      yaml: 'authorizedKeys: ak/%u\nkeepalive:\n  client: { interval: 10 parsecs, countMax: 3 }\nroutes: []\n',
       lines: ['bad.yaml:3:23: keepalive.client.interval: "10 parsecs" is not a valid duration (use seconds, or a string with units: 500ms, 30s, 5m, 1h)'],
     },
     {
       what: 'a bad CIDR and a bad port',
-      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    to:\n      - "*.lab"\n      - "198.18.4.0/33"\n      - "db*:abc"\n',
+      yaml: 'authorizedKeys: ak/%u\nroutes:\n  - name: lab\n    to:\n      - "*.lab"\n      - "198.18.4.0/33"\n      - "db*:abc"\n',
       lines: [
         'bad.yaml:6:9: routes[0].to[1]: "198.18.4.0/33" is not a valid CIDR (expected e.g. 198.18.4.0/24 or 2001:db8::/32)',
         'bad.yaml:7:9: routes[0].to[2]: "db*:abc" is not a valid port (use 1-65535 or *)',
@@ -66,17 +67,17 @@ describe('holdfast check', function () {
     },
     {
       what: 'a host key file that is not a private key',
-      yaml: 'authorizedKeys: authorized_keys\nhostKeys:\n  - authorized_keys\nroutes: []\n',
+      yaml: 'authorizedKeys: ak/%u\nhostKeys:\n  - authorized_keys\nroutes: []\n',
       lines: ['bad.yaml:3:5: hostKeys[0]: DIR/authorized_keys holds no private key'],
     },
     {
       what: 'a missing required key and a wrong type',
-      yaml: 'authorizedKeys: authorized_keys\nmaxAuthTries: many\n',
+      yaml: 'authorizedKeys: ak/%u\nmaxAuthTries: many\n',
       lines: ['bad.yaml:1:1: routes: is required', 'bad.yaml:2:15: maxAuthTries: expected number, received string'],
     },
     {
       what: 'a via naming no upstream, and an upstream whose identity key file is missing',
-      yaml: 'authorizedKeys: authorized_keys\nupstreams:\n  dc2:\n    host: b.example\n    user: hf\n    identity: keys/dc2_ed25519\n    hostKeyPolicy: accept-new\nroutes:\n  - name: a\n    to: [x]\n    via: [dc2, dc3]\n',
+      yaml: 'authorizedKeys: ak/%u\nupstreams:\n  dc2:\n    host: b.example\n    user: hf\n    identity: keys/dc2_ed25519\n    hostKeyPolicy: accept-new\nroutes:\n  - name: a\n    to: [x]\n    via: [dc2, dc3]\n',
       lines: [
         "bad.yaml:6:15: upstreams.dc2.identity: DIR/keys/dc2_ed25519 does not exist (holdfast's private key for this bastion)",
         'bad.yaml:11:16: routes[0].via[1]: no upstream named "dc3" (upstreams: dc2)',
@@ -84,7 +85,7 @@ describe('holdfast check', function () {
     },
     {
       what: 'a strict upstream without knownHosts',
-      yaml: 'authorizedKeys: authorized_keys\nupstreams:\n  dc2:\n    host: b.example\n    user: hf\n    identity: authorized_keys\nroutes: []\n',
+      yaml: 'authorizedKeys: ak/%u\nupstreams:\n  dc2:\n    host: b.example\n    user: hf\n    identity: authorized_keys\nroutes: []\n',
       lines: [
         "bad.yaml:4:5: upstreams.dc2: needs knownHosts (or hostKeyPolicy: accept-new) to check the bastion's host key",
         'bad.yaml:6:15: upstreams.dc2.identity: DIR/authorized_keys holds no private key',
@@ -92,7 +93,7 @@ describe('holdfast check', function () {
     },
     {
       what: 'a gateway with both identity and agent, with via, and a missing identity file',
-      yaml: 'authorizedKeys: authorized_keys\nupstreams:\n  dc2:\n    host: b.example\n    user: hf\n    identity: authorized_keys\n    hostKeyPolicy: accept-new\nroutes:\n  - name: g\n    to: [x]\n    via: dc2\n    gateway: {identity: keys/gw, agent: true, hostKeyPolicy: accept-new}\n',
+      yaml: 'authorizedKeys: ak/%u\nupstreams:\n  dc2:\n    host: b.example\n    user: hf\n    identity: authorized_keys\n    hostKeyPolicy: accept-new\nroutes:\n  - name: g\n    to: [x]\n    via: dc2\n    gateway: {identity: keys/gw, agent: true, hostKeyPolicy: accept-new}\n',
       lines: [
         'bad.yaml:6:15: upstreams.dc2.identity: DIR/authorized_keys holds no private key',
         'bad.yaml:12:14: routes[0].gateway: a gateway route cannot also have `via` (not supported): give the gateway its own route',
@@ -102,12 +103,12 @@ describe('holdfast check', function () {
     },
     {
       what: 'a misspelt key in a gateway block',
-      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: g\n    to: [x]\n    gateway:\n      user: root\n      agnet: true\n',
+      yaml: 'authorizedKeys: ak/%u\nroutes:\n  - name: g\n    to: [x]\n    gateway:\n      user: root\n      agnet: true\n',
       lines: ['bad.yaml:7:7: routes[0].gateway.agnet: unknown key (allowed here: user, identity, agent, knownHosts, hostKeyPolicy)'],
     },
     {
       what: 'a gateway with neither identity nor agent and no knownHosts under strict',
-      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: g\n    to: [x]\n    gateway:\n      user: root\n',
+      yaml: 'authorizedKeys: ak/%u\nroutes:\n  - name: g\n    to: [x]\n    gateway:\n      user: root\n',
       lines: [
         "bad.yaml:6:7: routes[0].gateway: needs identity (holdfast's own key for the targets) or agent: true (the user's forwarded agent)",
         "bad.yaml:6:7: routes[0].gateway: needs knownHosts (or hostKeyPolicy: accept-new) to check the target's host key",
@@ -115,7 +116,7 @@ describe('holdfast check', function () {
     },
     {
       what: 'duplicate route names',
-      yaml: 'authorizedKeys: authorized_keys\nroutes:\n  - name: a\n    to: [x]\n  - name: a\n    to: [y]\n',
+      yaml: 'authorizedKeys: ak/%u\nroutes:\n  - name: a\n    to: [x]\n  - name: a\n    to: [y]\n',
       lines: ['bad.yaml:5:11: routes[1].name: duplicate route name "a" (also routes[0])'],
     },
   ];
@@ -148,7 +149,7 @@ describe('holdfast check', function () {
   it('summarizes listeners and routes of a valid config, and takes HOLDFAST_CONFIG', function () {
     fs.writeFileSync(
       path.join(dir, 'good.yaml'),
-      'listen: [{address: 127.0.0.1, port: 2022}]\nauthorizedKeys: authorized_keys\nroutes:\n  - name: lab\n    users: [alice]\n    to: ["*.lab:*"]\n    keepalive: { upstream: { interval: 20s } }\n',
+      'listen: [{address: 127.0.0.1, port: 2022}]\nauthorizedKeys: ak/%u\nroutes:\n  - name: lab\n    users: [alice]\n    to: ["*.lab:*"]\n    keepalive: { upstream: { interval: 20s } }\n',
     );
     const r = holdfast(['check'], { cwd: dir, env: { HOLDFAST_CONFIG: 'good.yaml' } });
     expect(r.code, r.stderr).to.equal(0);
@@ -178,6 +179,36 @@ describe('holdfast check', function () {
     expect(published, 'regenerate with: node bin/holdfast.js schema > schema/holdfast.schema.json').to.equal(r.stdout);
   });
 
+  it('a users: rule or a gateway %u login with one shared key file is a config error naming %u (exit 78)', function () {
+    const r = check('shared.yaml', 'authorizedKeys: authorized_keys\nroutes:\n  - name: dba\n    users: [alice]\n    to: [db1]\n  - name: gw\n    to: [db2]\n    gateway: { identity: authorized_keys }\n  - name: everyone\n    users: ["*"]\n    to: [db3]\n');
+    expect(r.code).to.equal(78);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[0]).to.match(/^shared\.yaml:4:12: routes\[0\]\.users: users \["alice"\] cannot be enforced: .* put %u in authorizedKeys/);
+    expect(lines.some((l) => /^shared\.yaml:\d+:\d+: routes\[1\]\.gateway: .*%u|routes\[1\]\.gateway\.user/.test(l) || /gateway user "%u"/.test(l)), r.stderr).to.equal(true);
+    expect(r.stderr).to.not.include('routes[2]');
+  });
+
+  it('refuses a host key others can read (0644) with the path and the mode to set (exit 78, also for serve)', function () {
+    const key = keygen(dir, 'loose_host_key');
+    fs.chmodSync(key, 0o644);
+    const r = check('loose.yaml', `authorizedKeys: ak/%u\nhostKeys: [${key}]\nroutes: []\n`);
+    expect(r.code).to.equal(78);
+    expect(r.stderr).to.include(`${key} has mode 0644: a private key must not be readable by others; run chmod 600 ${key}`);
+    const serve = holdfast(['serve', '--config', 'loose.yaml'], { cwd: dir });
+    expect(serve.code).to.equal(78);
+    expect(serve.stderr).to.include('chmod 600');
+  });
+
+  for (const args of [['serve', '--conifg', 'good.yaml'], ['serve', 'good.yaml'], ['check', '--bogus'], ['serve', '--config']]) {
+    it(`usage error ${JSON.stringify(args.join(' '))}: exit 64, nothing served`, function () {
+      const r = holdfast(args, { cwd: dir });
+      expect(r.code, r.stderr).to.equal(64);
+      expect(r.stderr).to.match(/^holdfast: /);
+      expect(r.stderr).to.include('Nothing was started');
+      expect(r.stdout, 'no log line: nothing started').to.equal('');
+    });
+  }
+
   it('rejects an unknown command with usage exit 64', function () {
     const r = holdfast(['frobnicate']);
     expect(r.code).to.equal(64);
@@ -190,9 +221,10 @@ describe('holdfast explain, and keepalive warnings in check', function () {
   before(function () {
     dir = tempDir();
     fs.writeFileSync(path.join(dir, 'authorized_keys'), `${publicKey(keygen(dir, 'user'))}\n`);
+    fs.mkdirSync(path.join(dir, 'ak'));
     fs.writeFileSync(
       path.join(dir, 'ka.yaml'),
-      `authorizedKeys: authorized_keys
+      `authorizedKeys: ak/%u
 keepalive:
   client: { interval: 60s, countMax: 3 }
 routes:
@@ -249,7 +281,7 @@ routes:
   it('explain --gateway: gateway routes only, the login holdfast makes, an SSH upstream leg; ssh -J never takes a gateway route', function () {
     fs.writeFileSync(
       path.join(dir, 'gw.yaml'),
-      `authorizedKeys: authorized_keys
+      `authorizedKeys: ak/%u
 routes:
   - name: gw
     to: ["db?.internal:*"]

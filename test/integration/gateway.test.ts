@@ -34,7 +34,7 @@ describe('gateway mode: holdfast terminates SSH and opens its own to the target'
   before(async function () {
     this.timeout(60_000);
     requireSshd(this);
-    scene = await makeScene(['alice', 'restricted', 'forced'], {}, ['AcceptEnv HOLDFAST_OK_*', 'ListenAddress 127.0.0.2:$PORT', 'ListenAddress 127.0.0.4:$PORT']);
+    scene = await makeScene(['alice', 'restricted', 'forced'], {}, ['AcceptEnv HOLDFAST_OK_*', 'ListenAddress 127.0.0.2:$PORT', 'ListenAddress 127.0.0.4:$PORT', 'ListenAddress 127.0.0.5:$PORT']);
     scene.authorizeOwn('alice');
     scene.authorize('restricted', [`restrict ${publicKey(scene.keys.restricted!)}`]);
     scene.authorize('forced', [`command="echo forced" ${publicKey(scene.keys.forced!)}`]);
@@ -44,7 +44,7 @@ describe('gateway mode: holdfast terminates SSH and opens its own to the target'
     fs.appendFileSync(path.join(scene.dir, 'target_authorized_keys'), `${publicKey(gwKey)}\n`);
     const port = scene.sshd.port;
     const hostKey = sshdHostKey(scene);
-    fs.writeFileSync(path.join(scene.dir, 'known_hosts'), `${knownHostsLine(hostKey, port)}\n${knownHostsLine(hostKey, port, 'localhost')}\n`);
+    fs.writeFileSync(path.join(scene.dir, 'known_hosts'), `${knownHostsLine(hostKey, port)}\n${knownHostsLine(hostKey, port, '127.0.0.5')}\n`);
     fs.writeFileSync(path.join(scene.dir, 'known_hosts_other'), `${knownHostsLine(keygen(scene.dir, 'other'), port, '127.0.0.2')}\n`);
     login = (target = `127.0.0.1+${port}`) => `alice+${target}@127.0.0.1`;
     hf = await startHoldfast(
@@ -52,7 +52,7 @@ describe('gateway mode: holdfast terminates SSH and opens its own to the target'
       `${CONFIG_HEAD}connectTimeout: 5s
 routes:
   - name: gw-agent
-    to: ["localhost:${port}"]
+    to: ["127.0.0.5:${port}"]
     gateway: { user: root, agent: true, knownHosts: known_hosts }
   - name: gw
     users: [alice, restricted, forced]
@@ -168,14 +168,14 @@ routes:
     });
 
     it('agent: true: holdfast logs in to the target with the key in the user\'s forwarded agent', async function () {
-      const r = await gw(['-A', '-o', `IdentityAgent=${sock}`, 'echo signed-by-your-agent'], {}, undefined, `localhost+${scene.sshd.port}`);
+      const r = await gw(['-A', '-o', `IdentityAgent=${sock}`, 'echo signed-by-your-agent'], {}, undefined, `127.0.0.5+${scene.sshd.port}`);
       expect(r.stdout.toString(), r.stderr).to.equal('signed-by-your-agent\n');
       const open = await hf.waitForLog((l) => l.event === 'gateway-open' && l.route === 'gw-agent');
       expect(open.auth).to.equal('agent');
     });
 
     it('agent: true without ssh -A: a one-line message that says to use ssh -A, exit 255', async function () {
-      const r = await gw(['echo never'], {}, undefined, `localhost+${scene.sshd.port}`);
+      const r = await gw(['echo never'], {}, undefined, `127.0.0.5+${scene.sshd.port}`);
       expect(r.stdout.toString()).to.equal('');
       expect(r.stderr).to.match(/^holdfast: .*ssh -A/m);
       expect(r.code).to.equal(255);

@@ -48,10 +48,23 @@ describe('holdfast serve', function () {
       // Port 22 is what the default route allows: the sshd on another port is refused...
       const refused = await sshJump(scene.cfgInfo.alice!, 'alice', 2222, scene.sshd.port, 'true');
       expect(refused.stderr).to.include('administratively prohibited');
-      // ...while port 22 is allowed (whatever answers there, the open is attempted, not refused).
-      const allowed = await run('ssh', ['-F', scene.cfgInfo.alice!, '-p', '2222', '-W', '127.0.0.1:22', 'alice@127.0.0.1'], { timeoutMs: 20_000 });
-      expect(allowed.stderr).to.not.include('administratively prohibited');
-      expect(hf.logs.some((l) => (l.event === 'channel-open' || l.event === 'channel-connect-failed') && l.dst === '127.0.0.1:22')).to.equal(true);
+      // ...and the wildcard never reaches the jump host itself (loopback) or cloud metadata
+      // (link-local), even on port 22: refused before any connect.
+      for (const dst of ['127.0.0.1:22', '169.254.169.254:22', '[::ffff:127.0.0.1]:22', '2130706433:22']) {
+        const r = await run('ssh', ['-F', scene.cfgInfo.alice!, '-p', '2222', '-W', dst, 'alice@127.0.0.1'], { timeoutMs: 20_000 });
+        expect(r.stderr, dst).to.include('administratively prohibited');
+      }
+      const guarded = hf.logs.filter((l) => l.event === 'channel-refused' && /is a (loopback|link-local) address/.test(String(l.why)));
+      expect(guarded.map((l) => l.dst)).to.deep.equal(['127.0.0.1:22', '169.254.169.254:22', '127.0.0.1:22', '127.0.0.1:22']);
+      expect(hf.logs.some((l) => l.event === 'channel-open' || l.event === 'channel-connect-failed'), 'no connect attempted').to.equal(false);
+      // A public address on port 22 is what the default allows (explain: no packet leaves the machine).
+      const env = { HOME: home, HOLDFAST_STATE_DIR: state };
+      const open = holdfast(['explain', '203.0.113.5'], { env });
+      expect(open.code, open.stdout + open.stderr).to.equal(0);
+      expect(open.stdout).to.match(/route: default/);
+      const loop = holdfast(['explain', '127.0.0.1'], { env });
+      expect(loop.code).to.equal(1);
+      expect(loop.stdout).to.match(/127\.0\.0\.1 is a loopback address: only an entry naming that address/);
     } finally {
       expect(await hf.stop()).to.equal(0);
     }
@@ -60,7 +73,7 @@ describe('holdfast serve', function () {
   it('SIGTERM with a session open: closes it with reason "shutdown" and exits 0 within the bound', async function () {
     this.timeout(30_000);
     const hf = await startHoldfast(scene.dir, oneRouteConfig(scene, 'shutdownTimeout: 2s'));
-    const session = sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'sleep 60');
+    const session = sshJump(scene.cfgInfo.alice!, 'alice', hf.port, scene.sshd.port, 'sleep 60');
     await hf.waitForLog((l) => l.event === 'channel-open');
     const t0 = Date.now();
     const code = await hf.stop('SIGTERM');
@@ -72,6 +85,8 @@ describe('holdfast serve', function () {
     expect(hf.logs.find((l) => l.event === 'channel-close')?.reason).to.equal('shutdown');
     const r = await session;
     expect(r.code, 'the user\'s ssh ends too').to.not.equal(0);
+    // The user is told why (DISCONNECT with a description: patches/ssh2+1.17.0.patch).
+    expect(r.stderr).to.match(/Received disconnect from 127\.0\.0\.1 port \d+:11: holdfast: the jump host is shutting down; reconnect in a moment/);
   });
 
   it('SIGINT on an idle server exits 0', async function () {

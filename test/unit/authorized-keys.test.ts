@@ -4,7 +4,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fromAllows, parseAuthorizedKeys, permitOpenAllows } from '../../src/ssh/authorized-keys.js';
-import { AuthorizedKeysStore, matchOfferedKey } from '../../src/ssh/auth.js';
+import { AuthorizedKeysStore, matchOfferedKey, strictModes } from '../../src/ssh/auth.js';
+import os from 'node:os';
 import { keygen, publicKey, removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 describe('authorized_keys', function () {
@@ -115,5 +116,45 @@ describe('authorized_keys', function () {
     const k = parseAuthorizedKeys(ed).keys[0]!;
     const ours = `SHA256:${crypto.createHash('sha256').update(k.publicSSH).digest('base64').replace(/=+$/, '')}`;
     expect(ours).to.equal(fp);
+  });
+});
+
+describe('authorized_keys StrictModes (file and every folder above it)', function () {
+  const setup = () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-strict-'));
+    const dir = path.join(base, 'keys');
+    fs.mkdirSync(dir, { mode: 0o755 });
+    const file = path.join(dir, 'alice');
+    fs.writeFileSync(file, '', { mode: 0o600 });
+    return { base, dir, file };
+  };
+  it('accepts a file and folders owned by root or holdfast and writable by no one else (/tmp: sticky, root-owned)', function () {
+    const { file } = setup();
+    expect(strictModes(file, fs.statSync(file))).to.equal(null);
+  });
+  it('refuses a group- or world-writable file, a writable folder above it, and another owner', function () {
+    const a = setup();
+    fs.chmodSync(a.file, 0o664);
+    expect(strictModes(a.file, fs.statSync(a.file))).to.match(/is writable by group or others \(chmod go-w/);
+    const b = setup();
+    fs.chmodSync(b.dir, 0o777);
+    expect(strictModes(b.file, fs.statSync(b.file))).to.match(/folder .*keys above .* is writable by group or others/);
+    const c = setup();
+    fs.chmodSync(c.base, 0o775);
+    expect(strictModes(c.file, fs.statSync(c.file))).to.match(/folder .*holdfast-strict-\w+ above .* is writable by group or others/);
+    const d = setup();
+    fs.chownSync(d.file, 4242, 4242);
+    expect(strictModes(d.file, fs.statSync(d.file))).to.match(/owned by uid 4242/);
+    const e = setup();
+    fs.chownSync(e.dir, 4242, 4242);
+    expect(strictModes(e.file, fs.statSync(e.file))).to.match(/folder .*keys above .* is owned by uid 4242/);
+  });
+  it('the store refuses such a file at login with the reason', function () {
+    const { file, dir } = setup();
+    fs.chmodSync(dir, 0o757);
+    const store = new AuthorizedKeysStore(path.join(dir, '%u'));
+    const r = store.lookup('alice');
+    expect(r.ok).to.equal(false);
+    if (!r.ok) expect(r.why).to.include(`folder ${dir} above ${file}`);
   });
 });

@@ -31,8 +31,8 @@ describe('routing', function () {
 
   describe('to: entries', function () {
     it('parses hosts, CIDRs, ports and IPv6', function () {
-      expect(p('db1')).to.include({ kind: 'host', pattern: 'db1', port: 22, negated: false });
-      expect(p('db?.internal:*')).to.include({ kind: 'host', port: '*' });
+      expect(p('db1')).to.include({ kind: 'name', pattern: 'db1', port: 22, negated: false });
+      expect(p('db?.internal:*')).to.include({ kind: 'name', port: '*' });
       expect(p('198.18.4.0/24:22')).to.include({ kind: 'cidr', network: '198.18.4.0', prefix: 24, port: 22 });
       expect(p('2001:db8::/32')).to.include({ kind: 'cidr', prefix: 32, port: 22 });
       expect(p('[2001:db8::/32]:2222')).to.include({ kind: 'cidr', port: 2222 });

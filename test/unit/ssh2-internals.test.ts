@@ -36,7 +36,7 @@ describe('ssh2 internals holdfast depends on', function () {
     expect(src).to.include('this._sock = socket');
     const proto = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/protocol/Protocol.js'), 'utf8');
     expect(proto).to.match(/channelOpenFail\(remote, reason, desc\)/);
-    expect(proto).to.match(/\n {2}disconnect\(reason\)/);
+    expect(proto).to.match(/\n {2}disconnect\(reason, description\)/); // patches/ssh2+1.17.0.patch
     expect(proto).to.match(/\n {2}ping\(\)/);
   });
 

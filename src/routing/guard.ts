@@ -1,0 +1,75 @@
+/**
+ * Addresses a wildcard never reaches: the jump host itself. A route entry such as `*:22` means "the
+ * network behind holdfast", not holdfast's own loopback, the cloud metadata service on link-local
+ * (169.254.169.254) or holdfast's own listening addresses. Such an address is reached only through an
+ * entry that names it: the address itself or a CIDR inside its block (src/routing/destination.ts).
+ */
+import net from 'node:net';
+import os from 'node:os';
+import { canonicalAddress } from './canonical.js';
+
+export interface Protection {
+  /** What the address is, for the refusal message: "loopback", "link-local", ... */
+  readonly what: string;
+  /** The block the address belongs to; an entry must name a CIDR inside it (or the address). */
+  readonly network: string;
+  readonly prefix: number;
+  readonly blockList: net.BlockList;
+}
+
+function block(what: string, cidr: string): Protection {
+  const [network, bits] = cidr.split('/') as [string, string];
+  const blockList = new net.BlockList();
+  const family = net.isIPv6(network) ? 'ipv6' : 'ipv4';
+  blockList.addSubnet(network, Number(bits), family);
+  return { what, network, prefix: Number(bits), blockList };
+}
+
+const BLOCKS: readonly Protection[] = [
+  block('a loopback address', '127.0.0.0/8'),
+  block('a loopback address', '::1/128'),
+  block('a link-local address (cloud metadata lives here)', '169.254.0.0/16'),
+  block('a link-local address', 'fe80::/10'),
+  block('an unspecified ("this host") address', '0.0.0.0/8'),
+  block('an unspecified ("this host") address', '::/128'),
+];
+
+export interface Listen {
+  readonly address: string;
+}
+
+/**
+ * Holdfast's own addresses: each listening address, or every local interface address when one
+ * listens on the unspecified address (0.0.0.0 or ::).
+ */
+export function ownAddresses(listen: readonly Listen[], interfaces = os.networkInterfaces()): string[] {
+  const out = new Set<string>();
+  for (const l of listen) {
+    if (l.address === '0.0.0.0' || l.address === '::') {
+      for (const list of Object.values(interfaces)) for (const i of list ?? []) out.add(canonicalAddress(i.address.split('%')[0]!));
+    } else if (net.isIP(l.address)) {
+      out.add(canonicalAddress(l.address));
+    }
+  }
+  return [...out];
+}
+
+export class AddressGuard {
+  private readonly own: ReadonlyMap<string, Protection>;
+
+  constructor(own: readonly string[]) {
+    this.own = new Map(own.map((a) => [a, block("one of holdfast's own addresses", `${a}/${net.isIPv6(a) ? 128 : 32}`)]));
+  }
+
+  /** Why `address` (canonical) needs an explicit entry, or null when a wildcard may reach it. */
+  protection(address: string): Protection | null {
+    if (address === '') return null;
+    const family = net.isIP(address);
+    if (family === 0) return null;
+    for (const b of BLOCKS) if (b.blockList.check(address, family === 6 ? 'ipv6' : 'ipv4')) return b;
+    return this.own.get(address) ?? null;
+  }
+}
+
+/** A guard with no own addresses: loopback, link-local and unspecified only (explain, unit tests). */
+export const BASE_GUARD = new AddressGuard([]);

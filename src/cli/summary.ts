@@ -34,7 +34,8 @@ export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]):
   lines.push(`authorized keys: ${c.authorizedKeys}`);
   lines.push(
     `limits: loginGraceTime ${formatDuration(c.loginGraceTimeMs)}, maxAuthTries ${c.maxAuthTries}, ` +
-      `maxChannels ${c.maxChannels}, connectTimeout ${formatDuration(c.connectTimeoutMs)}`,
+      `maxChannels ${c.maxChannels}, connectTimeout ${formatDuration(c.connectTimeoutMs)}, ` +
+      `maxStartups ${c.startups.start}:${c.startups.rate}:${c.startups.full}, perSourceMaxStartups ${c.startups.perSource || 'none'} (/${c.startups.v4Bits}, /${c.startups.v6Bits})`,
   );
   lines.push(`routes (${c.routes.length}, first match wins):`);
   for (const r of c.routes) {
@@ -46,6 +47,10 @@ export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]):
         (r.gateway ? `; gateway as ${r.gateway.user} (${r.gateway.identity ? `key ${r.gateway.identity}` : "the user's forwarded agent"}, host keys ${r.gateway.hostKeyPolicy})` : ''),
     );
   }
+  lines.push(
+    'note: wildcards (`*`, `10.*`, wide CIDRs) never reach the jump host itself: loopback, link-local (169.254.169.254), ' +
+      "unspecified and holdfast's own addresses need an entry naming the address or a CIDR inside its block",
+  );
   for (const w of warnings) lines.push(`warning: ${w}`);
   lines.push(...keepaliveWarnings(c));
   return lines.join('\n');

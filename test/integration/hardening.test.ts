@@ -323,6 +323,21 @@ describe('hardening: what an attacker tries first', function () {
       }
     });
 
+    it('ssh -R (tcpip-forward) is refused and logged', async function () {
+      this.timeout(30_000);
+      const hf = await startHoldfast(scene.dir, `${CONFIG_HEAD}routes: []\n`);
+      const c = await login(hf.port, 'alice', scene.keys.alice!);
+      try {
+        const err = await new Promise<Error | undefined>((res) => c.forwardIn('127.0.0.1', 8022, (e) => res(e)));
+        expect(err?.message).to.match(/Unable to bind/);
+        const l = await hf.waitForLog((x) => x.event === 'forward-refused');
+        expect(l).to.include({ user: 'alice', kind: 'tcpip-forward', bind: '127.0.0.1:8022' });
+      } finally {
+        c.end();
+        await hf.stop();
+      }
+    });
+
     it('session channels count in maxChannels', async function () {
       this.timeout(30_000);
       const hf = await startHoldfast(scene.dir, `${CONFIG_HEAD}maxChannels: 10\nroutes: []\n`);

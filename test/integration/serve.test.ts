@@ -118,6 +118,24 @@ describe('holdfast serve', function () {
     }
   });
 
+  it('restartNeededFor names listen only while the listen change stands (undone: no restart needed)', async function () {
+    this.timeout(30_000);
+    const hf = await startHoldfast(scene.dir, oneRouteConfig(scene));
+    try {
+      const file = path.join(scene.dir, 'holdfast.yaml');
+      fs.writeFileSync(file, oneRouteConfig(scene).replace('port: 0', 'port: 1'));
+      hf.proc.kill('SIGHUP');
+      const first = await hf.waitForLog((l) => l.event === 'reloaded');
+      expect(first.restartNeededFor).to.deep.equal(['listen']);
+      fs.writeFileSync(file, oneRouteConfig(scene));
+      hf.proc.kill('SIGHUP');
+      const second = await hf.waitForLog((l) => l.event === 'reloaded' && l !== first);
+      expect(second.restartNeededFor, 'the listen change was undone').to.equal(undefined);
+    } finally {
+      expect(await hf.stop()).to.equal(0);
+    }
+  });
+
   it('exits 1 with a clear message when the port is taken', async function () {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

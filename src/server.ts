@@ -171,7 +171,7 @@ export class HoldfastServer {
     }
     const session = new Session(
       sock,
-      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup, pool: this.pool, windowBudget: this.windowBudget, userWindowBudget: (user) => this.userWindowBudget(user), guard: () => this.guard },
+      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup, pool: this.pool, windowBudget: this.windowBudget, userWindowBudget: (user) => this.userWindowBudget(user), guard: this.guard },
       (s) => this.sessions.delete(s),
       admission.release,
     );

@@ -12,7 +12,8 @@ import type { Connection, ServerChannel, ServerSession, AuthContext, PublicKeyAu
 import type { ResolvedConfig, ResolvedRoute } from './config/resolve.js';
 import type { Logger } from './log.js';
 import { matchOfferedKey, signatureValid, type AuthorizedKeysStore } from './ssh/auth.js';
-import { permitOpenAllows, unmapIPv4, type AuthorizedKey } from './ssh/authorized-keys.js';
+import { permitOpenAllows, type AuthorizedKey } from './ssh/authorized-keys.js';
+import { unmapIPv4 } from './routing/canonical.js';
 import { disconnect, rejectChannel } from './ssh/server-adapter.js';
 import { fingerprintOf } from './ssh/known-hosts.js';
 import { connectTcp, ConnectError, describeConnectError } from './legs/tcp-upstream.js';
@@ -59,8 +60,8 @@ export interface SessionContext {
   readonly windowBudget: WindowBudget;
   /** The user's share of window growth, across their connections; release() when the session ends. */
   readonly userWindowBudget: (user: string) => { readonly budget: WindowBudget; release(): void };
-  /** Addresses wildcards never reach (loopback, link-local, holdfast's own); follows reloads. */
-  readonly guard: () => AddressGuard;
+  /** Addresses wildcards never reach (loopback, link-local, holdfast's own: bound once, at start). */
+  readonly guard: AddressGuard;
 }
 
 const MAX_LOGGED_DESTINATIONS = 20;
@@ -71,6 +72,8 @@ const MAX_FAILURE_LINES = 20;
 export class Session {
   readonly id = crypto.randomBytes(4).toString('hex');
   readonly src: string;
+  /** The client's address, IPv4-mapped ones as IPv4 (from= options, logs). */
+  readonly clientIp: string;
   readonly startedAt = Date.now();
   private conn: Connection | undefined;
   private user: string | undefined;
@@ -119,7 +122,8 @@ export class Session {
     /** The connection stopped being an unauthenticated "startup" (src/startups.ts): called once. */
     private readonly startupEnded: () => void = () => {},
   ) {
-    this.src = `${unmapIPv4(socket.remoteAddress ?? '?')}:${socket.remotePort ?? 0}`;
+    this.clientIp = unmapIPv4(socket.remoteAddress ?? '');
+    this.src = `${this.clientIp || '?'}:${socket.remotePort ?? 0}`;
     socket.setNoDelay(true);
     coalesceWrites(socket);
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -134,9 +138,6 @@ export class Session {
     return this.authKey !== undefined;
   }
 
-  get clientIp(): string {
-    return unmapIPv4(this.socket.remoteAddress ?? '');
-  }
 
 
   /** Called when ssh2 has read the client's SSH identification line. */
@@ -252,7 +253,7 @@ export class Session {
       config: this.ctx.config(),
       log: this.ctx.log,
       lookup: this.ctx.lookup,
-      guard: this.ctx.guard(),
+      guard: this.ctx.guard,
       agent: new ForwardedAgent(conn),
       fields,
       routed: (route) => {
@@ -423,8 +424,8 @@ export class Session {
     const conn = this.conn!;
     const user = this.user!;
     // One spelling of the destination, decided before anything else looks at it (canonical.ts).
-    const canonical = canonicalDestination(info.destIP, info.destPort);
-    const host = canonical.ok ? canonical.host : info.destIP;
+    const asked = canonicalDestination(info.destIP, info.destPort);
+    const host = asked.ok ? asked.host : info.destIP;
     const port = info.destPort;
     const dst = formatDestination({ host, port, address: host });
     const base = { session: this.id, user, src: this.src, dst };
@@ -432,7 +433,8 @@ export class Session {
       this.logFailure('channel-refused', { ...base, why });
       rejectChannel(conn, reject, 'prohibited', description);
     };
-    if (!canonical.ok) return refuse(`not a destination: ${canonical.why}`, `holdfast: not a valid destination (${canonical.why})`);
+    if (!asked.ok) return refuse(`not a destination: ${asked.why}`, `holdfast: not a valid destination (${asked.why})`);
+    const canonical = asked;
 
     const opts = this.authKey!.options;
     if (!opts.portForwarding) return refuse('key has no-port-forwarding/restrict', 'port forwarding is disabled for this key');
@@ -450,11 +452,10 @@ export class Session {
       // Routes with `via` are matched on the name (or the literal address): the last bastion
       // resolves the name, which may exist only in its network.
       const literal = canonical.kind === 'name' ? '' : host;
-      const byName = findRoute(routes, user, { host, kind: canonical.kind, port, address: literal, protection: this.ctx.guard().protection(literal) });
+      const byName = findRoute(routes, user, { host, kind: canonical.kind, port, address: literal, protection: this.ctx.guard.protection(literal) });
       if (byName.route?.via) return await this.openVia(byName.route, accept, reject, { ...info, destIP: host }, dst, base);
-      const res = await resolveAndRoute(routes, user, host, port, this.ctx.lookup, config.connectTimeoutMs, this.ctx.guard());
+      const res = await resolveAndRoute(routes, user, canonical, this.ctx.lookup, config.connectTimeoutMs, this.ctx.guard);
       if (this.closing) return rejectChannel(conn, reject, 'connect-failed', 'session is closing');
-      if (res.kind === 'invalid') return refuse(`not a destination: ${res.why}`, `holdfast: not a valid destination (${res.why})`);
       if (res.kind === 'refused') {
         const why = res.decision.misses.length ? res.decision.misses.map((m) => `${m.route}: ${m.why}`).join('; ') : 'no routes configured';
         return refuse(`no route allows it (${why})`, `holdfast: no route allows ${user} to reach ${dst}`);

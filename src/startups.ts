@@ -97,6 +97,15 @@ function expandIPv6(ip: string): number[] {
   return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
 }
 
+/** PerSourceNetBlockSize: "IPv4bits[:IPv6bits]" (sshd's syntax; IPv6 defaults to /128). */
+export function parseNetBlockSize(v: string | number): { ok: true; v4Bits: number; v6Bits: number } | { ok: false; message: string } {
+  const m = /^(\d{1,2})(?::(\d{1,3}))?$/.exec(String(v));
+  const v4Bits = Number(m?.[1]);
+  const v6Bits = Number(m?.[2] ?? 128);
+  if (!m || v4Bits > 32 || v6Bits > 128) return { ok: false, message: `"${v}" is not IPv4bits[:IPv6bits] (e.g. 32:64)` };
+  return { ok: true, v4Bits, v6Bits };
+}
+
 /** "start:rate:full" or a bare number (start = full, as sshd reads it). */
 export function parseMaxStartups(v: string | number): { ok: true; start: number; rate: number; full: number } | { ok: false; message: string } {
   const text = String(v);

@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { formatDuration } from '../config/duration.js';
-import { resolveAndRoute, systemLookup, type Lookup } from '../legs/resolve-destination.js';
+import { canonicalDestination, resolveAndRoute, systemLookup, type Lookup } from '../legs/resolve-destination.js';
 import { formatDestination } from '../routing/route-table.js';
 import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy, type Layer, type Leg } from '../keepalive/policy.js';
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
@@ -32,11 +32,12 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
   }
   // Routes with `gateway` serve only gateway logins; the others only ssh -J.
   const routes = config.routes.filter((r) => (r.gateway !== undefined) === (req.gateway === true));
-  const res = await resolveAndRoute(routes, req.user, req.host, req.port, lookup, config.connectTimeoutMs, new AddressGuard(ownAddresses(config.listen)));
-  if (res.kind === 'invalid') {
-    out.push(`route: none: ${req.host} is not a destination (${res.why}); holdfast refuses it before any route is matched`);
+  const asked = canonicalDestination(req.host, req.port);
+  if (!asked.ok) {
+    out.push(`route: none: ${req.host} is not a destination (${asked.why}); holdfast refuses it before any route is matched`);
     return { text: out.join('\n'), matched: false };
   }
+  const res = await resolveAndRoute(routes, req.user, asked, lookup, config.connectTimeoutMs, new AddressGuard(ownAddresses(config.listen)));
   if (res.host !== req.host) out.push(`canonical: ${res.host} (the one spelling holdfast matches, resolves and logs)`);
   if (res.kind === 'refused') {
     out.push(req.gateway ? `route: none: the user sees "holdfast: no gateway route allows ${req.user} to reach ${dst}"` : `route: none: holdfast answers "administratively prohibited"`);

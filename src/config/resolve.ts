@@ -10,7 +10,7 @@ import { hasUserTemplate, resolveConfigPath, stateDir } from './paths.js';
 import type { RouteRule } from '../routing/route-table.js';
 import type { DestinationPattern } from '../routing/destination.js';
 import { inspectHostKey } from '../ssh/host-keys.js';
-import { parseMaxStartups, type StartupLimits } from '../startups.js';
+import { parseMaxStartups, parseNetBlockSize, type StartupLimits } from '../startups.js';
 
 export interface LegPolicies {
   readonly client: Readonly<KeepalivePolicy>;
@@ -131,15 +131,13 @@ export function resolveConfig(
 
   const ms = parseMaxStartups(c.maxStartups);
   if (!ms.ok) problems.push({ path: ['maxStartups'], message: ms.message });
-  const nb = /^(\d{1,2})(?::(\d{1,3}))?$/.exec(String(c.perSourceNetBlockSize));
-  const v4Bits = nb ? Number(nb[1]) : 32;
-  const v6Bits = nb ? Number(nb[2] ?? 128) : 128;
-  if (!nb || v4Bits > 32 || v6Bits > 128) problems.push({ path: ['perSourceNetBlockSize'], message: `"${c.perSourceNetBlockSize}" is not IPv4bits[:IPv6bits] (e.g. 32:64)` });
+  const nb = parseNetBlockSize(c.perSourceNetBlockSize);
+  if (!nb.ok) problems.push({ path: ['perSourceNetBlockSize'], message: nb.message });
+  // With a problem the config is refused; the values below are never served.
   const startups: StartupLimits = {
-    ...(ms.ok ? { start: ms.start, rate: ms.rate, full: ms.full } : { start: 10, rate: 30, full: 100 }),
+    ...(ms.ok ? ms : { start: 1, rate: 100, full: 1 }),
     perSource: c.perSourceMaxStartups === 'none' ? 0 : c.perSourceMaxStartups,
-    v4Bits,
-    v6Bits,
+    ...(nb.ok ? nb : { v4Bits: 32, v6Bits: 128 }),
   };
 
   const seen = new Map<string, number>();

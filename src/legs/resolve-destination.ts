@@ -19,13 +19,17 @@ export const systemLookup: Lookup = async (host) => {
 export type Resolution<R extends RouteRule> =
   | { readonly kind: 'routed'; readonly host: string; readonly address: string; readonly decision: RouteDecision<R> & { route: R } }
   | { readonly kind: 'refused'; readonly host: string; readonly decision: RouteDecision<R> }
-  | { readonly kind: 'invalid'; readonly why: string }
   | { readonly kind: 'unresolved'; readonly host: string; readonly code: string; readonly route: R; readonly decision: RouteDecision<R> };
 
+/** A destination in its one spelling (canonicalDestination's result). */
+export interface Canonical {
+  readonly host: string;
+  readonly kind: HostKind;
+  readonly port: number;
+}
+
 /** A destination as the client asked for it, in its one spelling, or why it is not a destination. */
-export type CanonicalDestination =
-  | { readonly ok: true; readonly host: string; readonly kind: HostKind; readonly port: number }
-  | { readonly ok: false; readonly why: string };
+export type CanonicalDestination = ({ readonly ok: true } & Canonical) | { readonly ok: false; readonly why: string };
 
 export function canonicalDestination(host: string, port: number): CanonicalDestination {
   if (!validPort(port)) return { ok: false, why: `port ${port} is outside 1-65535` };
@@ -33,18 +37,16 @@ export function canonicalDestination(host: string, port: number): CanonicalDesti
   return c.ok ? { ok: true, host: c.host, kind: c.kind, port } : { ok: false, why: c.why };
 }
 
+/** `dest` comes from canonicalDestination(): callers canonicalise once, before any other check. */
 export async function resolveAndRoute<R extends RouteRule>(
   routes: readonly R[],
   user: string,
-  rawHost: string,
-  port: number,
+  dest: Canonical,
   lookup: Lookup,
   timeoutMs: number,
   guard: AddressGuard = BASE_GUARD,
 ): Promise<Resolution<R>> {
-  const c = canonicalDestination(rawHost, port);
-  if (!c.ok) return { kind: 'invalid', why: c.why };
-  const { host, kind } = c;
+  const { host, kind, port } = dest;
   let addresses: string[];
   if (kind !== 'name') {
     addresses = [host];

@@ -17,7 +17,7 @@ import { describePolicy } from '../keepalive/policy.js';
 import { pingClient, transport } from '../ssh/ping.js';
 import { gatewayUser } from '../routing/gateway-login.js';
 import { formatDestination } from '../routing/route-table.js';
-import { resolveAndRoute, type Lookup } from './resolve-destination.js';
+import { canonicalDestination, resolveAndRoute, type Lookup } from './resolve-destination.js';
 import type { AddressGuard } from '../routing/guard.js';
 import { connectTcp, ConnectError, describeConnectError } from './tcp-upstream.js';
 import { dialSsh, UpstreamDialError } from './ssh-dial.js';
@@ -81,12 +81,13 @@ export class GatewayUpstream {
   private async connect(): Promise<Client_> {
     const { config, log, fields } = this.deps;
     const routes = config.routes.filter((r) => r.gateway);
-    const res = await resolveAndRoute(routes, this.user, this.host, this.port, this.deps.lookup, config.connectTimeoutMs, this.deps.guard);
-    if (this.closed) throw new GatewayRefused('closed', 'the session is closing');
-    if (res.kind === 'invalid') {
-      log.warn('gateway-refused', { ...fields, dst: this.dst, why: `not a destination: ${res.why}` });
-      throw new GatewayRefused('no-route', `${this.dst} is not a valid destination (${res.why})`);
+    const asked = canonicalDestination(this.host, this.port);
+    if (!asked.ok) {
+      log.warn('gateway-refused', { ...fields, dst: this.dst, why: `not a destination: ${asked.why}` });
+      throw new GatewayRefused('no-route', `${this.dst} is not a valid destination (${asked.why})`);
     }
+    const res = await resolveAndRoute(routes, this.user, asked, this.deps.lookup, config.connectTimeoutMs, this.deps.guard);
+    if (this.closed) throw new GatewayRefused('closed', 'the session is closing');
     if (res.kind === 'refused') {
       const why = res.decision.misses.length ? res.decision.misses.map((m) => `${m.route}: ${m.why}`).join('; ') : 'no gateway routes configured';
       log.warn('gateway-refused', { ...fields, dst: this.dst, why: `no gateway route allows it (${why})` });

@@ -24,32 +24,26 @@ const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 /** Characters a host name or address literal never has; '%' and URL syntax among them. */
 const FORBIDDEN = /[\u0000-\u0020\u007f-\u009f%@/\\?#[\]<>"'`^{|}~!$&()*+,;=]/u;
 
-/** IPv4-mapped IPv6 (`::ffff:a.b.c.d`, in any spelling) as the IPv4 address; other addresses unchanged. */
-export function unmapIPv4(ip: string): string {
-  if (!ip.includes(':')) return ip;
-  const lower = ip.toLowerCase();
-  if (lower.startsWith('::ffff:') && net.isIPv4(lower.slice(7))) return lower.slice(7);
-  if (!net.isIPv6(ip)) return ip;
-  const canonical = canonicalIPv6(ip);
-  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (!m) return ip;
+/**
+ * An address as holdfast compares it: IPv4 as a dotted quad, IPv4-mapped IPv6 (`::ffff:a.b.c.d`, in
+ * any spelling) as that IPv4 address, other IPv6 in RFC 5952 form. Anything else is returned as is.
+ */
+export function canonicalAddress(ip: string): string {
+  if (net.isIP(ip) !== 6) return ip;
+  // The common case, a dual-stack listener's view of an IPv4 client, without a parse.
+  if (ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7))) return ip.slice(7);
+  const v6 = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (!m) return v6;
   const hi = parseInt(m[1]!, 16);
   const lo = parseInt(m[2]!, 16);
   return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
-/** RFC 5952 text of a valid IPv6 literal (lower case, longest zero run compressed). */
-function canonicalIPv6(ip: string): string {
-  return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-}
-
-/** An address as holdfast compares it: IPv4 dotted quad (mapped ones unmapped) or RFC 5952 IPv6. */
-export function canonicalAddress(ip: string): string {
-  const family = net.isIP(ip);
-  if (family === 4) return ip;
-  if (family !== 6) return ip;
-  const unmapped = unmapIPv4(ip);
-  return net.isIPv4(unmapped) ? unmapped : canonicalIPv6(ip);
+/** IPv4-mapped IPv6 as the IPv4 address; every other string unchanged. */
+export function unmapIPv4(ip: string): string {
+  const a = canonicalAddress(ip);
+  return net.isIPv4(a) ? a : ip;
 }
 
 /**

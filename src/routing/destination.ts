@@ -128,8 +128,8 @@ export function inBlockList(list: net.BlockList, address: string): boolean {
  */
 export interface Destination {
   readonly host: string;
-  /** How the client named it; default: a name unless `host` is an address literal. */
-  readonly kind?: HostKind;
+  /** How the client named it: name patterns match names only, address patterns addresses only. */
+  readonly kind: HostKind;
   readonly address: string;
   readonly port: number;
   readonly protection?: Protection | null;
@@ -139,7 +139,7 @@ export type PatternMatch = 'hit' | 'miss' | 'guarded';
 
 export function destinationPatternMatches(p: DestinationPattern, dest: Destination): PatternMatch {
   if (p.port !== '*' && p.port !== dest.port) return 'miss';
-  const byName = (dest.kind ?? (net.isIP(dest.host) ? 'ipv4' : 'name')) === 'name';
+  const byName = dest.kind === 'name';
   let hit: boolean;
   if (p.kind === 'any') hit = wildcardMatch(byName ? dest.host : dest.address || dest.host, p.pattern);
   else if (p.kind === 'name') hit = byName && wildcardMatch(dest.host, p.pattern);

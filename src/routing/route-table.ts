@@ -48,7 +48,7 @@ export function findRoute<R extends RouteRule>(routes: readonly R[], user: strin
   return { route: null, misses };
 }
 
-export function formatDestination(dest: Destination): string {
+export function formatDestination(dest: Pick<Destination, 'host' | 'port' | 'address'>): string {
   const addr = dest.address && dest.address !== dest.host ? ` (${dest.address})` : '';
   const host = dest.host.includes(':') ? `[${dest.host}]` : dest.host;
   return `${host}:${dest.port}${addr}`;

@@ -244,4 +244,3 @@ export function permitOpenAllows(options: KeyOptions, host: string, port: number
   );
 }
 
-export { unmapIPv4 };

@@ -68,11 +68,11 @@ export interface WindowStats {
 export function growingWindow(
   channel: Duplex,
   maxBytes: number,
-  budget: WindowBudget | readonly WindowBudget[],
+  /** Growth is taken from every one of these at once (process, user, connection). */
+  budgets: readonly WindowBudget[],
   /** Bytes the consumer has taken so far (out of holdfast's buffers); undefined = trust the backlog alone. */
   taken?: () => number,
 ): { release(): void; stats(): WindowStats } {
-  const budgets = Array.isArray(budget) ? (budget as readonly WindowBudget[]) : [budget as WindowBudget];
   const ch = channel as unknown as ChannelInternals;
   let target = BASE_WINDOW;
   let borrowed = 0;

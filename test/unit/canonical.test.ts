@@ -2,13 +2,21 @@ import { expect } from 'chai';
 import { canonicalHost, unmapIPv4, validPort } from '../../src/routing/canonical.js';
 import { parseDestinationPattern, type DestinationPattern } from '../../src/routing/destination.js';
 import { findRoute, type RouteRule } from '../../src/routing/route-table.js';
-import { resolveAndRoute, type Lookup } from '../../src/legs/resolve-destination.js';
+import { canonicalDestination, resolveAndRoute, type Lookup } from '../../src/legs/resolve-destination.js';
 import { AddressGuard, BASE_GUARD, ownAddresses } from '../../src/routing/guard.js';
 
 function p(s: string): DestinationPattern {
   const r = parseDestinationPattern(s);
   if (!r.ok) throw new Error(r.message);
   return r.value;
+}
+
+/** canonicalDestination, then resolveAndRoute: "<route> <address>", or why not ('refused', 'invalid'). */
+async function routeOf(routes: RouteRule[], host: string, port: number, dns: Lookup, guard = BASE_GUARD): Promise<string> {
+  const asked = canonicalDestination(host, port);
+  if (!asked.ok) return 'invalid';
+  const r = await resolveAndRoute(routes, 'mallory', asked, dns, 1000, guard);
+  return r.kind === 'routed' ? `${r.decision.route.name} ${r.address}` : r.kind;
 }
 
 /** A resolver that knows a few names; anything else does not exist. Records what it was asked. */
@@ -123,10 +131,7 @@ describe('bypass classes, end to end through resolveAndRoute (fake DNS)', functi
     { name: 'lab', to: [p('*.lab'), p('!secret.lab'), p('*.lab.example.com')] },
     { name: 'net', to: [p('10.1.2.*'), p('!10.1.2.7'), p('198.18.0.0/15')] },
   ];
-  const route = async (host: string, port = 22) => {
-    const r = await resolveAndRoute(routes, 'mallory', host, port, dns, 1000, BASE_GUARD);
-    return r.kind === 'routed' ? `${r.decision.route.name} ${r.address}` : r.kind;
-  };
+  const route = (host: string, port = 22) => routeOf(routes, host, port, dns);
   const never: Array<[string, number]> = [
     ['X\u0000.lab.example.com', 22], ['secret.lab', 22], ['ｓｅｃｒｅｔ.lab', 22], ['secret。lab', 22], ['SECRET.LAB.', 22],
     ['ＳＥＣＲＥＴ．ＬＡＢ', 22], ['10.1.2.7', 22], ['::ffff:10.1.2.7', 22], ['::ffff:a01:207', 22], ['0:0:0:0:0:ffff:a01:207', 22],
@@ -166,10 +171,8 @@ describe('wildcards never reach the jump host itself', function () {
     { name: 'any', to: [p('*:*'), p('10.0.0.0/8:*'), p('0.0.0.0/0:*')] },
   ];
   const guard = new AddressGuard(['192.0.2.50']);
-  const route = async (host: string, port: number) => {
-    const r = await resolveAndRoute(explicit, 'u', host, port, fakeDns({ 'self.example': ['192.0.2.50'] }), 1000, guard);
-    return r.kind === 'routed' ? r.decision.route.name : r.kind;
-  };
+  const dns = fakeDns({ 'self.example': ['192.0.2.50'] });
+  const route = async (host: string, port: number) => (await routeOf(explicit, host, port, dns, guard)).split(' ')[0];
   it('an exact address or a CIDR inside the block reaches it; wildcards and wide CIDRs do not', async function () {
     expect(await route('127.0.0.1', 22)).to.equal('local-ssh');
     expect(await route('127.0.0.9', 2222)).to.equal('loop-net');
@@ -181,7 +184,7 @@ describe('wildcards never reach the jump host itself', function () {
     expect(await route('10.9.9.9', 22)).to.equal('any');
   });
   it('says why a wildcard did not reach it', async function () {
-    const r = await resolveAndRoute(explicit, 'u', '169.254.169.254', 80, fakeDns({}), 1000, guard);
+    const r = await resolveAndRoute(explicit, 'u', { host: '169.254.169.254', kind: 'ipv4', port: 80 }, fakeDns({}), 1000, guard);
     expect(r.kind).to.equal('refused');
     if (r.kind === 'refused') expect(r.decision.misses[2]!.why).to.match(/169\.254\.169\.254 is a link-local address .*only an entry naming that address/);
   });

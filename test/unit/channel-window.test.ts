@@ -28,7 +28,7 @@ describe('growing channel window (long fat links)', function () {
   it('a sender that keeps using the window gets it doubled up to the max, one adjust per half window', async function () {
     const { s, adjusts, incoming, receive } = fakeChannel();
     const budget = createWindowBudget(64 * MiB);
-    const w = growingWindow(s as never, 16 * MiB, budget);
+    const w = growingWindow(s as never, 16 * MiB, [budget]);
     await flowing();
     for (let i = 0; i < 200; i++) receive(256 * 1024);
     expect(w.stats().maxTarget).to.equal(16 * MiB);
@@ -42,7 +42,7 @@ describe('growing channel window (long fat links)', function () {
 
   it('a slow consumer stops the top-ups: the sender is left with the window it has', function () {
     const { s, adjusts, receive } = fakeChannel();
-    const w = growingWindow(s as never, 16 * MiB, createWindowBudget(64 * MiB));
+    const w = growingWindow(s as never, 16 * MiB, [createWindowBudget(64 * MiB)]);
     // A stalled target behind a pipe: the channel is paused and the bytes pile up unread.
     s.pause();
     for (let i = 0; i < 12; i++) receive(256 * 1024);
@@ -57,8 +57,8 @@ describe('growing channel window (long fat links)', function () {
     const budget = createWindowBudget(4 * MiB);
     const a = fakeChannel();
     const b = fakeChannel();
-    const wa = growingWindow(a.s as never, 16 * MiB, budget);
-    const wb = growingWindow(b.s as never, 16 * MiB, budget);
+    const wa = growingWindow(a.s as never, 16 * MiB, [budget]);
+    const wb = growingWindow(b.s as never, 16 * MiB, [budget]);
     await flowing();
     for (let i = 0; i < 100; i++) {
       a.receive(256 * 1024);

@@ -53,13 +53,14 @@ describe('routing', function () {
     }
     it('matches the name or the resolved address; CIDRs the address', function () {
       const list = [p('*.lab:*'), p('10.1.0.0/16'), p('!10.1.9.9')];
-      expect(destinationListMatches(list, { host: 'x.lab', address: '192.0.2.1', port: 80 })).to.equal(true);
-      expect(destinationListMatches(list, { host: 'db', address: '10.1.2.3', port: 22 })).to.equal(true);
-      expect(destinationListMatches(list, { host: 'db', address: '10.1.2.3', port: 23 })).to.equal(false);
-      expect(destinationListMatches(list, { host: 'db', address: '10.1.9.9', port: 22 })).to.equal(false);
-      expect(destinationListMatches(list, { host: 'x.lab', address: '10.1.9.9', port: 80 }), 'negation by address wins').to.equal(false);
-      expect(destinationListMatches([p('2001:db8::/32')], { host: 'v6', address: '2001:db8::5', port: 22 })).to.equal(true);
-      expect(destinationListMatches([p('10.0.0.0/8')], { host: 'v6', address: '2001:db8::5', port: 22 })).to.equal(false);
+      const kind = 'name' as const;
+      expect(destinationListMatches(list, { host: 'x.lab', kind, address: '192.0.2.1', port: 80 })).to.equal(true);
+      expect(destinationListMatches(list, { host: 'db', kind, address: '10.1.2.3', port: 22 })).to.equal(true);
+      expect(destinationListMatches(list, { host: 'db', kind, address: '10.1.2.3', port: 23 })).to.equal(false);
+      expect(destinationListMatches(list, { host: 'db', kind, address: '10.1.9.9', port: 22 })).to.equal(false);
+      expect(destinationListMatches(list, { host: 'x.lab', kind, address: '10.1.9.9', port: 80 }), 'negation by address wins').to.equal(false);
+      expect(destinationListMatches([p('2001:db8::/32')], { host: 'v6', kind, address: '2001:db8::5', port: 22 })).to.equal(true);
+      expect(destinationListMatches([p('10.0.0.0/8')], { host: 'v6', kind, address: '2001:db8::5', port: 22 })).to.equal(false);
     });
   });
 
@@ -69,7 +70,7 @@ describe('routing', function () {
       { name: 'lab', users: ['*', '!contractor-*'], to: [p('*.lab'), p('!secret.lab')] },
       { name: 'all-db', to: [p('db?.internal:5432')] },
     ];
-    const d = (host: string, port = 22, address = '192.0.2.7') => ({ host, port, address });
+    const d = (host: string, port = 22, address = '192.0.2.7') => ({ host, kind: 'name' as const, port, address });
     it('picks the first route that matches user and destination', function () {
       expect(findRoute(routes, 'alice', d('db1.internal', 5432)).route?.name).to.equal('dba');
       expect(findRoute(routes, 'carol', d('db1.internal', 5432)).route?.name).to.equal('all-db');

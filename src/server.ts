@@ -7,13 +7,14 @@ import { createWindowBudget, USER_WINDOW_BUDGET, WINDOW_BUDGET, type WindowBudge
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import type { ResolvedConfig } from './config/resolve.js';
-import type { Logger } from './log.js';
+import { Events } from './events.js';
 import { AuthorizedKeysStore } from './ssh/auth.js';
 import { loadOrCreateHostKey } from './ssh/host-keys.js';
 import { createSsh2Server } from './ssh/server-adapter.js';
 import { nativeCryptoAvailable, type Connection } from './ssh/ssh2.js';
-import { Session } from './session.js';
-import { systemLookup, type Lookup } from './legs/resolve-destination.js';
+import { Session, type SessionContext } from './session.js';
+import type { EventMap } from './events.js';
+import { systemLookup, type Lookup } from './routing/resolve-destination.js';
 import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
 import { UpstreamPool } from './legs/ssh-upstream.js';
 import { AddressGuard, ownAddresses } from './routing/guard.js';
@@ -48,11 +49,14 @@ export class HoldfastServer {
   private readonly startedWith: ResolvedConfig;
   private readonly startups: StartupGate;
   private readonly throttle = new Map<string, { last: number; suppressed: number }>();
+  /** What every session is given (src/session/scope.ts). */
+  private readonly sessionContext: SessionContext;
 
   constructor(
     config: ResolvedConfig,
-    private readonly log: Logger,
-    private readonly lookup: Lookup = systemLookup,
+    /** Every event of the daemon; the logger is one subscriber (src/events.ts). */
+    readonly events: Events,
+    lookup: Lookup = systemLookup,
   ) {
     this.config = config;
     this.startedWith = config;
@@ -65,17 +69,23 @@ export class HoldfastServer {
       idleTimeoutMs: config.upstreamPool.idleTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs,
       ownKnownHosts: config.ownKnownHosts,
-      log,
+      events,
     });
-  }
-
-  get upstreamConnections(): number {
-    return this.pool.size;
+    this.sessionContext = {
+      config: () => this.config,
+      events,
+      keys: () => this.keys,
+      lookup,
+      pool: this.pool,
+      windowBudget: this.windowBudget,
+      userWindowBudget: (user) => this.userWindowBudget(user),
+      guard: this.guard,
+    };
   }
 
   private newKeyStore(template: string): AuthorizedKeysStore {
     return new AuthorizedKeysStore(template, (file, skipped) => {
-      for (const s of skipped) this.log.warn('authorized-keys-line-skipped', { file, line: s.line, why: s.why });
+      for (const s of skipped) this.events.emit('authorized-keys-line-skipped', { file, line: s.line, why: s.why });
     });
   }
 
@@ -86,14 +96,14 @@ export class HoldfastServer {
   async start(): Promise<BoundAddress[]> {
     const c = this.config;
     if (!nativeCryptoAvailable()) {
-      this.log.warn('native-crypto-missing', {
+      this.events.emit('native-crypto-missing', {
         why: "ssh2's native crypto binding is not built: AES-GCM runs ~7x slower",
         fix: 'install g++, make and python3, then run: npm rebuild ssh2',
       });
     }
     const tcpKa = tcpKeepaliveUnavailable();
     if (tcpKa) {
-      this.log.warn('tcp-keepalive-degraded', {
+      this.events.emit('tcp-keepalive-degraded', {
         why: `per-socket TCP keepalive interval/count/user-timeout unavailable (${tcpKa})`,
         effect: 'upstream TCP legs fall back to Node setKeepAlive: first probe after the interval, then 1 s x 10 probes',
         fix: 'reinstall dependencies (npm ci) so net-keepalive and its ffi-rs binary are present',
@@ -101,7 +111,7 @@ export class HoldfastServer {
     }
     const hostKeys = c.hostKeys.map((file) => {
       const { key, created } = loadOrCreateHostKey(file);
-      if (created) this.log.info('host-key-created', { file, type: 'ssh-ed25519' });
+      if (created) this.events.emit('host-key-created', { file, type: 'ssh-ed25519' });
       return key;
     });
     this.ssh2 = createSsh2Server(hostKeys, `holdfast_${VERSION}`, (conn, socket) => this.onSsh(conn, socket));
@@ -113,7 +123,7 @@ export class HoldfastServer {
       this.closeListeners();
       throw err;
     }
-    this.log.info('started', {
+    this.events.emit('started', {
       version: VERSION,
       config: c.source,
       listen: bound.map((b) => `${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`),
@@ -145,12 +155,12 @@ export class HoldfastServer {
         srv.on('error', (err: NodeJS.ErrnoException) => {
           // Out of file descriptors: the connection could not even be accepted (libuv closes it).
           if (err.code === 'EMFILE' || err.code === 'ENFILE') {
-            this.throttled('fd-exhausted', { why: `${err.code}: cannot accept a connection (out of file descriptors)`, sessions: this.sessions.size, fix: 'raise LimitNOFILE in the systemd unit, or lower maxStartups' }, 'error');
-          } else this.log.error('listener-error', { error: String(err) });
+            this.throttled('fd-exhausted', { why: `${err.code}: cannot accept a connection (out of file descriptors)`, sessions: this.sessions.size, fix: 'raise LimitNOFILE in the systemd unit, or lower maxStartups' });
+          } else this.events.emit('listener-error', { error: String(err) });
         });
         const a = srv.address() as net.AddressInfo;
         this.listeners.push(srv);
-        this.log.info('listening', { address: a.address, port: a.port });
+        this.events.emit('listening', { address: a.address, port: a.port });
         resolve({ address: a.address, port: a.port });
       });
     });
@@ -169,15 +179,11 @@ export class HoldfastServer {
       this.throttled('startup-refused', { src: `${ip}:${sock.remotePort ?? 0}`, why: admission.why, pending: this.startups.pendingStartups });
       return;
     }
-    const session = new Session(
-      sock,
-      { config: () => this.config, log: this.log, keys: this.keys, lookup: this.lookup, pool: this.pool, windowBudget: this.windowBudget, userWindowBudget: (user) => this.userWindowBudget(user), guard: this.guard },
-      (s) => this.sessions.delete(s),
-      admission.release,
-    );
+    const session = new Session(sock, this.sessionContext, admission.release);
     this.sessions.add(session);
+    void session.closed.then(() => this.sessions.delete(session));
     this.bySocket.set(sock, session);
-    this.log.debug('session-start', { session: session.id, src: session.src });
+    this.events.emit('session-start', { session: session.id, src: session.src });
     this.ssh2!.injectSocket(sock);
   }
 
@@ -185,15 +191,16 @@ export class HoldfastServer {
    * Lines an outsider can cause at any rate (refused startups, fd exhaustion): the first of each
    * event is logged at once, then at most one line per THROTTLE_MS carrying how many were not logged.
    */
-  private throttled(event: string, fields: Record<string, unknown>, level: 'warn' | 'error' = 'warn'): void {
+  private throttled<K extends 'startup-refused' | 'fd-exhausted'>(event: K, fields: EventMap[K]): void {
     const t = this.throttle.get(event) ?? { last: 0, suppressed: 0 };
     this.throttle.set(event, t);
     const now = Date.now();
     if (now - t.last < THROTTLE_MS) {
       t.suppressed++;
+      this.events.emit(event, fields, { log: false });
       return;
     }
-    this.log[level](event, { ...fields, ...(t.suppressed ? { notLogged: t.suppressed } : {}) });
+    this.events.emit(event, { ...fields, ...(t.suppressed ? { notLogged: t.suppressed } : {}) });
     t.last = now;
     t.suppressed = 0;
   }
@@ -242,20 +249,23 @@ export class HoldfastServer {
     return restart;
   }
 
-  /** Stop accepting, close every session (graceful first), resolve when all are gone or the bound passed. */
+  /**
+   * Stop accepting, close every session gracefully (the user's ssh prints why), destroy those still
+   * open after `shutdownTimeout`, and resolve when every session has closed. Idempotent.
+   */
   stop(reason: 'shutdown' = 'shutdown'): Promise<void> {
     this.stopping ??= (async () => {
       const timeoutMs = this.config.shutdownTimeoutMs;
-      this.log.info('shutdown-begin', { sessions: this.sessions.size, timeoutMs });
+      this.events.emit('shutdown-begin', { sessions: this.sessions.size, timeoutMs });
       this.closeListeners();
-      for (const s of this.sessions) s.close(reason, { graceful: true });
-      const deadline = Date.now() + timeoutMs;
-      while (this.sessions.size > 0 && Date.now() < deadline) await delay(50);
-      for (const s of [...this.sessions]) s.close(reason);
+      const all = () => Promise.all([...this.sessions].map((s) => s.closed));
+      for (const s of this.sessions) s.close(reason);
+      await within(all(), timeoutMs);
+      for (const s of [...this.sessions]) s.destroy(reason);
       this.pool.closeAll('shutdown');
-      // A destroyed socket emits 'close' on the next turns of the loop.
-      for (let i = 0; i < 20 && this.sessions.size > 0; i++) await delay(10);
-      this.log.info('shutdown-complete', { leftover: this.sessions.size });
+      // A destroyed socket emits 'close' on a later turn of the loop.
+      await within(all(), 1000);
+      this.events.emit('shutdown-complete', { leftover: this.sessions.size });
     })();
     return this.stopping;
   }
@@ -269,6 +279,9 @@ export class ListenError extends Error {
   override name = 'ListenError';
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** Waits for `p`, but not longer than `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }

@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { formatDuration } from '../config/duration.js';
-import { canonicalDestination, resolveAndRoute, systemLookup, type Lookup } from '../legs/resolve-destination.js';
+import { canonicalDestination, resolveAndRoute, systemLookup, type Lookup } from '../routing/resolve-destination.js';
 import { formatDestination } from '../routing/route-table.js';
 import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy, type Layer, type Leg } from '../keepalive/policy.js';
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';

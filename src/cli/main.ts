@@ -8,6 +8,7 @@ import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { configJsonSchema } from '../config/schema.js';
 import { createLogger, type Logger } from '../log.js';
+import { Events } from '../events.js';
 import { HoldfastServer, ListenError, VERSION } from '../server.js';
 import net from 'node:net';
 import os from 'node:os';
@@ -37,9 +38,10 @@ async function serve(file: string | undefined): Promise<number> {
   const loaded = tryLoad(file);
   if (!loaded) return EXIT_CONFIG;
   const log = createLogger({ level: loaded.config.logLevel });
-  for (const w of loaded.warnings) log.warn('config-warning', { warning: w });
+  const events = Events.loggingTo(log);
+  for (const w of loaded.warnings) events.emit('config-warning', { warning: w });
   if (loaded.config.embedded) {
-    log.info('embedded-default', {
+    events.emit('embedded-default', {
       why: 'no --config and no HOLDFAST_CONFIG: serving the embedded default',
       listen: loaded.config.listen,
       hostKeys: loaded.config.hostKeys,
@@ -47,12 +49,12 @@ async function serve(file: string | undefined): Promise<number> {
       routes: loaded.config.routes.map((r) => `${r.name}: ${r.to.map((t) => t.source).join(', ')}`),
     });
   }
-  const server = new HoldfastServer(loaded.config, log);
+  const server = new HoldfastServer(loaded.config, events);
   try {
     await server.start();
   } catch (err) {
     if (err instanceof ListenError) {
-      log.error('listen-failed', { error: err.message });
+      events.emit('listen-failed', { error: err.message });
       return EXIT_FAILURE;
     }
     throw err;
@@ -61,12 +63,12 @@ async function serve(file: string | undefined): Promise<number> {
     let signalled = false;
     const onSignal = (sig: NodeJS.Signals) => {
       if (signalled) {
-        log.warn('shutdown-forced', { signal: sig });
+        events.emit('shutdown-forced', { signal: sig });
         resolve(EXIT_OK);
         return;
       }
       signalled = true;
-      log.info('signal', { signal: sig });
+      events.emit('signal', { signal: sig });
       void server.stop().then(() => resolve(EXIT_OK));
     };
     process.on('SIGTERM', onSignal);
@@ -79,16 +81,16 @@ async function serve(file: string | undefined): Promise<number> {
 function reload(server: HoldfastServer, file: string | undefined, log: Logger): void {
   try {
     const loaded = loadConfig(file);
-    for (const w of loaded.warnings) log.warn('config-warning', { warning: w });
+    for (const w of loaded.warnings) server.events.emit('config-warning', { warning: w });
     const needsRestart = server.reload(loaded.config);
     log.setLevel(loaded.config.logLevel);
-    log.info('reloaded', { config: loaded.config.source, ...(needsRestart.length ? { restartNeededFor: needsRestart } : {}) });
+    server.events.emit('reloaded', { config: loaded.config.source, ...(needsRestart.length ? { restartNeededFor: needsRestart } : {}) });
   } catch (err) {
     if (err instanceof ConfigError) {
-      log.error('reload-failed', { why: 'config has errors; still running the previous config', problems: err.problems.map(formatProblem) });
+      server.events.emit('reload-failed', { why: 'config has errors; still running the previous config', problems: err.problems.map(formatProblem) });
       return;
     }
-    log.error('reload-failed', { error: String(err) });
+    server.events.emit('reload-failed', { error: String(err) });
   }
 }
 

@@ -48,28 +48,6 @@ export interface MonitorStats {
   readonly idleMs: number;
 }
 
-/** RTTs in logs: milliseconds with two decimals. */
-export function rttForLog(ms: number | null): number | null {
-  return ms === null ? null : Math.round(ms * 100) / 100;
-}
-
-/** The fields every *-keepalive-timeout log line carries: the policy and what the monitor saw. */
-export function timeoutFields(p: KeepalivePolicy, s: MonitorStats): Record<string, number | null> {
-  return {
-    interval: p.interval,
-    countMax: p.countMax,
-    probesSent: s.probesSent,
-    probesAnswered: s.probesAnswered,
-    lastRttMs: rttForLog(s.lastRttMs),
-    idleMs: Math.round(s.idleMs),
-  };
-}
-
-/** A monitor's figures for a close line. */
-export function statsForLog(s: MonitorStats): Record<string, number | null> {
-  return { probesSent: s.probesSent, probesAnswered: s.probesAnswered, lastRttMs: rttForLog(s.lastRttMs), srttMs: rttForLog(s.srttMs) };
-}
-
 export interface MonitorHooks {
   /** Send one probe now. */
   probe(): void;

@@ -14,8 +14,8 @@
 import type { ClientChannel, PseudoTtyInfo, ServerChannel, ServerSession } from '../ssh/ssh2.js';
 import type { GatewayUpstream } from './ssh-gateway.js';
 import { growingWindow, MAX_WINDOW, type WindowBudget } from '../ssh/channel-window.js';
+import type { GatewayChannelCloseReason } from '../close-reasons.js';
 
-export type GatewayChannelCloseReason = 'done' | 'client-closed' | 'target-refused' | 'upstream-gone' | 'session-closed';
 
 export interface GatewayChannelInfo {
   readonly id: number;
@@ -182,10 +182,6 @@ export class GatewayChannel {
       ch.end();
     }
     this.close('upstream-gone', message);
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
   }
 
   /** Idempotent; the first reason wins. */

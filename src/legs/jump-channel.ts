@@ -14,23 +14,12 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ServerChannel } from '../ssh/ssh2.js';
 import { growingWindow, MAX_WINDOW, type WindowBudget } from '../ssh/channel-window.js';
-
-export type ChannelCloseReason =
-  | 'peer-closed'
-  | 'upstream-closed'
-  | 'upstream-error'
-  | 'upstream-keepalive-timeout'
-  | 'session-closed'
-  | 'shutdown'
-  | 'client-keepalive-timeout'
-  | 'upstream-idle'
-  | 'upstream-evicted';
+import type { ChannelCloseReason } from '../close-reasons.js';
 
 export interface JumpChannelInfo {
   readonly id: number;
   readonly dst: string;
   readonly addr: string;
-  readonly route: string;
   /** TCP keepalive is on for the upstream socket: a kernel ETIMEDOUT then means the leg died. */
   readonly upstreamKeepalive: boolean;
 }
@@ -41,7 +30,6 @@ const PEER_CLOSE_DRAIN_MS = 2000;
 
 export class JumpChannel {
   private closed = false;
-  private closeReason: ChannelCloseReason | undefined;
   readonly openedAt = Date.now();
   /** performance.now() of the last chunk from the target (for the idle time in close logs). */
   lastUpstreamRx = performance.now();
@@ -56,7 +44,7 @@ export class JumpChannel {
     readonly info: JumpChannelInfo,
     private readonly channel: ServerChannel,
     private readonly upstream: Duplex,
-    private readonly onClosed: (ch: JumpChannel, reason: ChannelCloseReason, error?: string) => void,
+    private readonly onClosed: (reason: ChannelCloseReason, error?: string) => void,
     /** Lets the client's upload window grow past ssh2's 2 MiB on long fat links (process, user, connection). */
     windowBudget?: readonly WindowBudget[],
   ) {
@@ -107,15 +95,10 @@ export class JumpChannel {
     return this.socket ? this.socket.bytesRead : this.down;
   }
 
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
   /** Idempotent; the first reason wins. Releases the upstream socket, then the channel. */
   close(reason: ChannelCloseReason, error?: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.closeReason = reason;
     clearTimeout(this.peerCloseDrain);
     this.peerCloseDrain = undefined;
     this.window?.release();
@@ -129,11 +112,7 @@ export class JumpChannel {
       if (!this.socket) this.upstream.resume();
       closeChannel(this.channel);
     }
-    this.onClosed(this, reason, error);
-  }
-
-  get reason(): ChannelCloseReason | undefined {
-    return this.closeReason;
+    this.onClosed(reason, error);
   }
 
   /** The largest receive window the client was granted (bytes). */

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import type { Duplex, Readable } from 'node:stream';
 import { Client, type BaseAgent } from '../ssh/ssh2.js';
 import type { ResolvedUpstream } from '../config/resolve.js';
-import type { Logger } from '../log.js';
+import type { Events } from '../events.js';
 import { appendKnownHost, checkHostKey, fingerprintOf, knownTypes, readKnownHosts, keyType } from '../ssh/known-hosts.js';
 import { serverAlgorithms } from '../ssh/server-adapter.js';
 import { transport } from '../ssh/ping.js';
@@ -26,7 +26,7 @@ export class UpstreamDialError extends Error {
 export interface DialOptions {
   readonly connectTimeoutMs: number;
   readonly ownKnownHosts: string;
-  readonly log: Logger;
+  readonly events: Events;
 }
 
 /** Where to log in and how to check the peer. Exactly one of `identity` and `agent` signs. */
@@ -115,16 +115,16 @@ export function dialSsh(u: SshTarget, sock: Duplex | undefined, opts: DialOption
         if (v.verdict === 'ok') return true;
         if (v.verdict === 'changed' || v.verdict === 'revoked') {
           hostKeyProblem = `${who}: host key ${v.verdict === 'changed' ? 'CHANGED' : 'REVOKED'} (${fields.fingerprint}; known at ${v.entry.file}:${v.entry.line}): refused`;
-          opts.log.error('upstream-host-key-changed', { ...fields, verdict: v.verdict, knownAt: `${v.entry.file}:${v.entry.line}`, why: `possible man-in-the-middle, or the ${u.role} was reinstalled: check, then fix known_hosts` });
+          opts.events.emit('upstream-host-key-changed', { ...fields, verdict: v.verdict, knownAt: `${v.entry.file}:${v.entry.line}`, why: `possible man-in-the-middle, or the ${u.role} was reinstalled: check, then fix known_hosts` });
           return false;
         }
         if (u.hostKeyPolicy === 'accept-new') {
           appendKnownHost(opts.ownKnownHosts, u.host, u.port, blob);
-          opts.log.warn('upstream-host-key-accepted', { ...fields, recordedIn: opts.ownKnownHosts });
+          opts.events.emit('upstream-host-key-accepted', { ...fields, recordedIn: opts.ownKnownHosts });
           return true;
         }
         hostKeyProblem = `${who}: unknown host key ${fields.fingerprint}: refused (hostKeyPolicy strict; add it to ${u.knownHosts ?? 'knownHosts'})`;
-        opts.log.warn('upstream-host-key-unknown', { ...fields, why: 'not in knownHosts; refused under hostKeyPolicy strict' });
+        opts.events.emit('upstream-host-key-unknown', { ...fields, why: 'not in knownHosts; refused under hostKeyPolicy strict' });
         return false;
       },
     });

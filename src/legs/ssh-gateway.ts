@@ -10,25 +10,27 @@
 import type { ClientChannel, PseudoTtyInfo } from '../ssh/ssh2.js';
 import { Client } from '../ssh/ssh2.js';
 import type { ResolvedConfig, ResolvedRoute } from '../config/resolve.js';
-import type { Logger } from '../log.js';
+import type { Events, Who } from '../events.js';
+import type { GatewayCloseReason } from '../close-reasons.js';
 import type { ForwardedAgent } from '../ssh/forwarded-agent.js';
-import { KeepaliveMonitor, statsForLog, systemClock, timeoutFields, type MonitorStats } from '../keepalive/monitor.js';
-import { describePolicy } from '../keepalive/policy.js';
-import { pingClient, transport } from '../ssh/ping.js';
+import { describePolicy, type KeepalivePolicy } from '../keepalive/policy.js';
+import { SshLegKeepalive } from '../keepalive/ssh-leg.js';
+import { statsForLog, timeoutReport } from '../keepalive/report.js';
+import type { MonitorStats } from '../keepalive/monitor.js';
+import { clientProbe, transport } from '../ssh/ping.js';
 import { gatewayUser } from '../routing/gateway-login.js';
 import { formatDestination } from '../routing/route-table.js';
-import { canonicalDestination, resolveAndRoute, type Lookup } from './resolve-destination.js';
+import type { Lookup } from '../routing/resolve-destination.js';
 import type { AddressGuard } from '../routing/guard.js';
 import { connectTcp, ConnectError, describeConnectError } from './tcp-upstream.js';
 import { dialSsh, UpstreamDialError } from './ssh-dial.js';
-
-export type GatewayCloseReason = 'upstream-keepalive-timeout' | 'upstream-closed' | 'upstream-error' | 'session-closed' | 'client-keepalive-timeout' | 'shutdown';
+import { planGateway } from '../routing/plan.js';
 
 /** Why the target could not be reached, in words for the user's terminal and the log. */
 export class GatewayRefused extends Error {
   override name = 'GatewayRefused';
   constructor(
-    readonly code: 'no-route' | 'unresolved' | 'connect-failed' | 'login-failed' | 'closed',
+    readonly code: 'no-route' | 'invalid-destination' | 'unresolved' | 'connect-failed' | 'login-failed' | 'closed',
     message: string,
     readonly route?: string,
   ) {
@@ -38,12 +40,12 @@ export class GatewayRefused extends Error {
 
 export interface GatewayDeps {
   readonly config: ResolvedConfig;
-  readonly log: Logger;
+  readonly events: Events;
   readonly lookup: Lookup;
   /** Addresses wildcards never reach (src/routing/guard.ts). */
   readonly guard: AddressGuard;
   readonly agent: ForwardedAgent;
-  readonly fields: Record<string, unknown>;
+  readonly who: Who;
   /** The route is known (the client leg's keepalive policy depends on it). */
   readonly routed: (route: ResolvedRoute) => void;
   /** The leg died on its own (keepalive timeout, the target closed it): the session must follow. */
@@ -57,12 +59,10 @@ export class GatewayUpstream {
   route: ResolvedRoute | undefined;
   address: string | undefined;
   private client: Client_ | undefined;
-  private monitor: KeepaliveMonitor | undefined;
+  private keepalive: SshLegKeepalive | undefined;
   private closed = false;
-  private closeReason: GatewayCloseReason | undefined;
   private dying: GatewayCloseReason | undefined;
   private readonly abort = new AbortController();
-  private readonly onData = () => this.monitor?.received();
   /** Settles once: the logged-in connection, or why there is none. */
   readonly ready: Promise<Client_>;
   readonly openedAt = Date.now();
@@ -79,59 +79,39 @@ export class GatewayUpstream {
   }
 
   private async connect(): Promise<Client_> {
-    const { config, log, fields } = this.deps;
-    const routes = config.routes.filter((r) => r.gateway);
-    const asked = canonicalDestination(this.host, this.port);
-    if (!asked.ok) {
-      log.warn('gateway-refused', { ...fields, dst: this.dst, why: `not a destination: ${asked.why}` });
-      throw new GatewayRefused('no-route', `${this.dst} is not a valid destination (${asked.why})`);
-    }
-    const res = await resolveAndRoute(routes, this.user, asked, this.deps.lookup, config.connectTimeoutMs, this.deps.guard);
+    const { config, events, who } = this.deps;
+    const plan = await planGateway(this.user, { host: this.host, port: this.port }, this.deps);
     if (this.closed) throw new GatewayRefused('closed', 'the session is closing');
-    if (res.kind === 'refused') {
-      const why = res.decision.misses.length ? res.decision.misses.map((m) => `${m.route}: ${m.why}`).join('; ') : 'no gateway routes configured';
-      log.warn('gateway-refused', { ...fields, dst: this.dst, why: `no gateway route allows it (${why})` });
-      throw new GatewayRefused('no-route', `no gateway route allows ${this.user} to reach ${this.dst}`);
+    if (plan.kind === 'refused') {
+      if (plan.code === 'unresolved') events.emit('gateway-connect-failed', { ...who, dst: this.dst, route: plan.route!, why: plan.why, code: plan.code });
+      else events.emit('gateway-refused', { ...who, dst: this.dst, why: plan.why, code: plan.code });
+      throw new GatewayRefused(plan.code === 'unresolved' ? 'unresolved' : plan.code === 'no-route' ? 'no-route' : 'invalid-destination', plan.told, plan.route);
     }
-    if (res.kind === 'unresolved') {
-      log.warn('gateway-connect-failed', { ...fields, dst: this.dst, route: res.route.name, why: `cannot resolve: ${res.code}` });
-      throw new GatewayRefused('unresolved', `cannot resolve ${this.host}: ${res.code}`, res.route.name);
-    }
-    const route = res.decision.route;
+    const { route, address } = plan;
     const g = route.gateway!;
     this.route = route;
-    this.address = res.address;
+    this.address = address;
     this.deps.routed(route);
+    const failed = (code: 'connect-failed' | 'login-failed', why: string, told: string) => {
+      if (!this.closed) events.emit('gateway-connect-failed', { ...who, dst: this.dst, addr: address, route: route.name, why, code });
+      return new GatewayRefused(code, told, route.name);
+    };
     let sock;
     try {
-      sock = await connectTcp({ address: res.address, port: this.port, timeoutMs: config.connectTimeoutMs }, this.abort.signal);
+      sock = await connectTcp({ address, port: this.port, timeoutMs: config.connectTimeoutMs }, this.abort.signal);
     } catch (err) {
       const why = describeConnectError(err instanceof ConnectError ? err.code : 'EIO');
-      if (!this.closed) log.warn('gateway-connect-failed', { ...fields, dst: this.dst, addr: res.address, route: route.name, why });
-      throw new GatewayRefused('connect-failed', `${why} (${formatDestination({ host: this.host, port: this.port, address: res.address })})`, route.name);
+      throw failed('connect-failed', why, `${why} (${formatDestination({ host: this.host, port: this.port, address })})`);
     }
     let client: Client_;
+    const upstreamUser = gatewayUser(g.user, this.user);
     try {
-      client = await dialSsh(
-        {
-          name: this.dst,
-          role: 'target',
-          host: this.host,
-          port: this.port,
-          user: gatewayUser(g.user, this.user),
-          identity: g.identity,
-          agent: this.deps.agent,
-          knownHosts: g.knownHosts,
-          hostKeyPolicy: g.hostKeyPolicy,
-        },
-        sock,
-        { connectTimeoutMs: config.connectTimeoutMs, ownKnownHosts: config.ownKnownHosts, log },
-      );
+      const target = { name: this.dst, role: 'target' as const, host: this.host, port: this.port, user: upstreamUser, identity: g.identity, agent: this.deps.agent, knownHosts: g.knownHosts, hostKeyPolicy: g.hostKeyPolicy };
+      client = await dialSsh(target, sock, { connectTimeoutMs: config.connectTimeoutMs, ownKnownHosts: config.ownKnownHosts, events });
     } catch (err) {
       sock.destroy();
       const why = err instanceof UpstreamDialError ? err.message : String(err);
-      if (!this.closed) log.warn('gateway-connect-failed', { ...fields, dst: this.dst, addr: res.address, route: route.name, why });
-      throw new GatewayRefused('login-failed', why, route.name);
+      throw failed('login-failed', why, why);
     }
     if (this.closed) {
       client.end();
@@ -141,36 +121,22 @@ export class GatewayUpstream {
     this.client = client;
     client.on('close', () => this.die('upstream-closed', 'the target closed the connection'));
     client.on('error', (err: Error) => this.die('upstream-error', err.message));
-    transport(client).on('data', this.onData);
     const policy = route.keepalive.upstream;
-    this.monitor = new KeepaliveMonitor(policy, systemClock, {
-      probe: () => pingClient(client, (rtt) => this.monitor?.replied(rtt)),
-      dead: (stats) => this.keepaliveDead(stats),
-    });
-    log.info('gateway-open', {
-      ...fields,
+    this.keepalive = new SshLegKeepalive(policy, transport(client), clientProbe(client), { dead: (stats, p) => this.keepaliveDead(stats, p) });
+    events.emit('gateway-open', {
+      ...who,
       dst: this.dst,
-      addr: res.address,
+      addr: address,
       route: route.name,
-      upstreamUser: gatewayUser(g.user, this.user),
+      upstreamUser,
       auth: g.identity ? 'identity' : 'agent',
       upstreamKeepalive: { layer: 'ssh', policy: describePolicy(policy) },
     });
     return client;
   }
 
-  private keepaliveDead(stats: MonitorStats): void {
-    const p = this.route!.keepalive.upstream;
-    this.deps.log.warn('upstream-keepalive-timeout', {
-      ...this.deps.fields,
-      dst: this.dst,
-      addr: this.address,
-      route: this.route!.name,
-      reason: 'upstream-keepalive-timeout',
-      leg: 'upstream',
-      layer: 'ssh',
-      ...timeoutFields(p, stats),
-    });
+  private keepaliveDead(stats: MonitorStats, p: KeepalivePolicy): void {
+    this.deps.events.emit('upstream-keepalive-timeout', { ...this.deps.who, dst: this.dst, addr: this.address, route: this.route!.name, ...timeoutReport('upstream', 'ssh', p, stats) });
     this.die('upstream-keepalive-timeout', `no answer from ${this.dst} to ${stats.probesSent} keepalives in ${Math.round(stats.idleMs / 100) / 10}s`);
   }
 
@@ -182,10 +148,6 @@ export class GatewayUpstream {
     this.dying = reason;
     this.deps.died(reason, detail);
     this.close(reason);
-  }
-
-  get keepaliveStats(): MonitorStats | undefined {
-    return this.monitor?.stats();
   }
 
   /** A session channel on the target: exec, shell or a subsystem, with what the user asked for before. */
@@ -220,33 +182,27 @@ export class GatewayUpstream {
     });
   }
 
-  get reason(): GatewayCloseReason | undefined {
-    return this.closeReason;
-  }
-
   /** Idempotent; the first reason wins. */
   close(reason: GatewayCloseReason): void {
     if (this.closed) return;
     this.closed = true;
     reason = this.dying ?? reason;
-    this.closeReason = reason;
     this.abort.abort();
-    this.monitor?.stop();
+    this.keepalive?.stop();
     this.deps.agent.destroy();
     const client = this.client;
     if (client) {
-      transport(client).off('data', this.onData);
       client.end();
       transport(client).destroy();
-      this.deps.log.info('gateway-close', {
-        ...this.deps.fields,
+      this.deps.events.emit('gateway-close', {
+        ...this.deps.who,
         dst: this.dst,
         route: this.route?.name,
         reason,
         durationMs: Date.now() - this.openedAt,
-        ...(this.monitor ? { upstreamKeepalive: statsForLog(this.monitor.stats()) } : {}),
+        ...(this.keepalive ? { upstreamKeepalive: statsForLog(this.keepalive.stats()) } : {}),
       });
     }
-    this.monitor = undefined;
+    this.keepalive = undefined;
   }
 }

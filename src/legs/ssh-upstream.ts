@@ -12,28 +12,63 @@ import type { Duplex } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { Client, type ClientChannel } from '../ssh/ssh2.js';
 import type { ResolvedUpstream } from '../config/resolve.js';
-import { KeepaliveMonitor, systemClock, timeoutFields } from '../keepalive/monitor.js';
-import { describePolicy, strictest, type KeepalivePolicy } from '../keepalive/policy.js';
-import { pingClient, transport } from '../ssh/ping.js';
+import type { BastionCloseReason } from '../close-reasons.js';
+import { describePolicy, type KeepalivePolicy } from '../keepalive/policy.js';
+import { PolicySet } from '../keepalive/policy-set.js';
+import { SshLegKeepalive } from '../keepalive/ssh-leg.js';
+import { timeoutReport } from '../keepalive/report.js';
+import { clientProbe, transport } from '../ssh/ping.js';
 import { bastionTarget, dialSsh, UpstreamDialError, type DialOptions } from './ssh-dial.js';
 
 export { UpstreamDialError };
-
-export type UpstreamCloseReason = 'upstream-keepalive-timeout' | 'upstream-closed' | 'upstream-error' | 'upstream-idle' | 'upstream-evicted' | 'shutdown';
 
 export interface PoolOptions extends DialOptions {
   readonly max: number;
   readonly idleTimeoutMs: number;
 }
 
-type Listener = (reason: UpstreamCloseReason, detail?: string) => void;
+type Lost = (reason: BastionCloseReason, detail?: string) => void;
+
+/** One channel on a pooled connection, as its relay holds it. */
+export interface PooledChannel {
+  readonly stream: ClientChannel;
+  /** The connection died: `fn` hears why (at once, if it already has). */
+  onLost(fn: Lost): void;
+  /** The relay is done with the channel. Idempotent. */
+  release(): void;
+}
+
+class Handle implements PooledChannel {
+  private listener: Lost | undefined;
+  private lost: [BastionCloseReason, string | undefined] | undefined;
+
+  constructor(
+    readonly stream: ClientChannel,
+    private readonly owner: PooledUpstream,
+  ) {}
+
+  onLost(fn: Lost): void {
+    if (this.lost) fn(...this.lost);
+    else this.listener = fn;
+  }
+
+  lose(reason: BastionCloseReason, detail: string | undefined): void {
+    if (this.listener) this.listener(reason, detail);
+    else this.lost = [reason, detail];
+  }
+
+  release(): void {
+    this.owner.release(this);
+  }
+}
 
 export class PooledUpstream {
-  private readonly channels = new Map<object, { policy: KeepalivePolicy; onClose: Listener }>();
+  /** The channels on it; their routes' upstream policies decide its keepalive (the strictest). */
+  private readonly channels = new PolicySet<Handle>(undefined, () => this.replan());
+  private readonly handles = new Set<Handle>();
   private idleTimer: NodeJS.Timeout | undefined;
-  private monitor: KeepaliveMonitor | undefined;
+  private keepalive: SshLegKeepalive | undefined;
   private closed = false;
-  private readonly onData = () => this.monitor?.received();
   readonly openedAt = Date.now();
 
   constructor(
@@ -43,12 +78,10 @@ export class PooledUpstream {
     private readonly opts: PoolOptions,
     private readonly onGone: (p: PooledUpstream) => void,
   ) {
-    const inner = this.client;
     for (const hop of hops) {
       hop.on('close', () => this.close('upstream-closed'));
       hop.on('error', (err: Error) => this.close('upstream-error', err.message));
     }
-    transport(inner).on('data', this.onData);
     this.armIdle();
   }
 
@@ -56,16 +89,12 @@ export class PooledUpstream {
     return this.hops[this.hops.length - 1]!;
   }
 
-  get channelCount(): number {
-    return this.channels.size;
-  }
-
   get isClosed(): boolean {
     return this.closed;
   }
 
   /** Opens a direct-tcpip channel to host:port on the last bastion (which resolves the name). */
-  open(host: string, port: number, srcIP: string, srcPort: number, policy: KeepalivePolicy, onClose: Listener): Promise<ClientChannel> {
+  open(host: string, port: number, srcIP: string, srcPort: number, policy: KeepalivePolicy, route: string): Promise<PooledChannel> {
     return new Promise((resolve, reject) => {
       if (this.closed) return reject(new UpstreamDialError(this.key, 'the bastion connection closed'));
       try {
@@ -75,10 +104,13 @@ export class PooledUpstream {
             stream.destroy();
             return reject(new UpstreamDialError(this.key, 'the bastion connection closed'));
           }
-          this.channels.set(stream, { policy, onClose });
-          this.replan();
-          stream.once('close', () => this.release(stream));
-          resolve(stream);
+          const h = new Handle(stream, this);
+          this.handles.add(h);
+          this.channels.add(h, policy, route);
+          // A destroyed ssh2 channel whose readable side nobody drains never emits 'close': the
+          // relay releases it too.
+          stream.once('close', () => h.release());
+          resolve(h);
         });
       } catch (err) {
         reject(new UpstreamDialError(this.key, String(err)));
@@ -86,41 +118,32 @@ export class PooledUpstream {
     });
   }
 
-  /**
-   * The channel is done (its relay closed). Called by the relay's owner, because a destroyed ssh2
-   * channel whose readable side nobody drains never emits 'close'. Idempotent.
-   */
-  release(stream: object): void {
-    if (this.channels.delete(stream)) this.replan();
+  /** Idempotent. */
+  release(h: Handle): void {
+    if (!this.handles.delete(h)) return;
+    this.channels.remove(h);
+    if (this.handles.size === 0) this.armIdle();
   }
 
-  /** Keepalive: the strictest policy of the channels on it; none while idle (the idle timer runs). */
+  /** Keepalive under the strictest policy of the channels on it; none while idle (the idle timer runs). */
   private replan(): void {
     if (this.closed) return;
-    const policy = strictest([...this.channels.values()].map((c) => c.policy));
+    const policy = this.channels.current();
     if (!policy) {
-      this.monitor?.stop();
-      this.monitor = undefined;
-      this.armIdle();
+      this.keepalive?.stop();
+      this.keepalive = undefined;
       return;
     }
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    if (this.monitor) {
-      this.monitor.setPolicy(policy);
-      return;
-    }
-    this.monitor = new KeepaliveMonitor(policy, systemClock, {
-      probe: () => pingClient(this.client, (rtt) => this.monitor?.replied(rtt)),
-      dead: (stats) => {
-        this.opts.log.warn('upstream-keepalive-timeout', {
+    if (this.keepalive) return this.keepalive.setPolicy(policy);
+    this.keepalive = new SshLegKeepalive(policy, transport(this.client), clientProbe(this.client), {
+      dead: (stats, p) => {
+        this.opts.events.emit('upstream-keepalive-timeout', {
           upstream: this.key,
-          reason: 'upstream-keepalive-timeout',
-          leg: 'upstream',
-          layer: 'ssh',
-          policy: describePolicy(this.monitor?.currentPolicy ?? policy),
-          channels: this.channels.size,
-          ...timeoutFields(this.monitor?.currentPolicy ?? policy, stats),
+          policy: describePolicy(p),
+          channels: this.handles.size,
+          ...timeoutReport('upstream', 'ssh', p, stats),
         });
         this.close('upstream-keepalive-timeout');
       },
@@ -130,27 +153,26 @@ export class PooledUpstream {
   private armIdle(): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.channels.size === 0) this.close('upstream-idle');
+      if (this.handles.size === 0) this.close('upstream-idle');
     }, this.opts.idleTimeoutMs);
   }
 
   /** Idempotent; every channel on it hears the reason, then the hops are torn down innermost first. */
-  close(reason: UpstreamCloseReason, detail?: string): void {
+  close(reason: BastionCloseReason, detail?: string): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    this.monitor?.stop();
-    this.monitor = undefined;
-    transport(this.client).off('data', this.onData);
-    const channels = [...this.channels.values()];
-    this.channels.clear();
-    for (const c of channels) c.onClose(reason, detail);
+    this.keepalive?.stop();
+    this.keepalive = undefined;
+    const handles = [...this.handles];
+    this.handles.clear();
+    for (const h of handles) h.lose(reason, detail);
     for (const hop of [...this.hops].reverse()) {
       hop.end();
       transport(hop).destroy();
     }
-    this.opts.log.info('upstream-close', { upstream: this.key, reason, ...(detail ? { detail } : {}), channels: channels.length, durationMs: Date.now() - this.openedAt });
+    this.opts.events.emit('upstream-close', { upstream: this.key, reason, ...(detail ? { detail } : {}), channels: handles.length, durationMs: Date.now() - this.openedAt });
     this.onGone(this);
   }
 }
@@ -202,11 +224,11 @@ export class UpstreamPool {
       if (this.cache.peek(key) === p) this.cache.delete(key);
     });
     this.cache.set(key, pooled);
-    this.opts.log.info('upstream-open', { upstream: key, hops: chain.map((u) => `${u.user}@${u.host}:${u.port}`) });
+    this.opts.events.emit('upstream-open', { upstream: key, hops: chain.map((u) => `${u.user}@${u.host}:${u.port}`) });
     return pooled;
   }
 
-  closeAll(reason: UpstreamCloseReason): void {
+  closeAll(reason: BastionCloseReason): void {
     for (const p of [...this.cache.values()]) p.close(reason);
     this.cache.clear();
   }

@@ -237,7 +237,7 @@ function cidrMatch(cidr: string, ip: string): boolean {
 }
 
 /** permitopen=: matched against the host and port as the client requested them (sshd does the same). */
-export function permitOpenAllows(options: KeyOptions, host: string, port: number): boolean {
+export function permitOpenAllows(options: Pick<KeyOptions, 'permitOpen'>, host: string, port: number): boolean {
   if (!options.permitOpen) return true;
   return options.permitOpen.some(
     (p) => (p.host === '*' || p.host.toLowerCase() === host.toLowerCase()) && (p.port === '*' || p.port === port),

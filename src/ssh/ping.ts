@@ -10,52 +10,41 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Client, Connection } from './ssh2.js';
+import type { SendProbe } from '../keepalive/ssh-leg.js';
 
 interface ProtocolWithHandlers {
   ping(): void;
   _handlers: Record<string, ((...args: unknown[]) => void) | undefined>;
 }
 
-export interface Pinger {
-  ping(): void;
-  /** Pings sent and not yet answered. */
-  readonly pending: number;
-}
-
-export function createPinger(conn: Connection, onReply: (rttMs: number) => void, now: () => number = () => performance.now()): Pinger {
+/** Probes on a server-side connection (the client leg): replies are matched to probes in FIFO order. */
+export function serverProbe(conn: Connection): SendProbe {
   const proto = (conn as unknown as { _protocol: ProtocolWithHandlers })._protocol;
-  const sentAt: number[] = [];
-  const reply = () => {
-    const t = sentAt.shift();
-    if (t !== undefined) onReply(now() - t);
-  };
+  const waiting: Array<() => void> = [];
+  const reply = () => waiting.shift()?.();
   proto._handlers.REQUEST_SUCCESS = reply;
   proto._handlers.REQUEST_FAILURE = reply;
-  return {
-    ping() {
-      // Bound the FIFO: a frozen peer answers nothing, and the monitor ends the leg long before this.
-      if (sentAt.length >= 1000) sentAt.shift();
-      sentAt.push(now());
-      proto.ping();
-    },
-    get pending() {
-      return sentAt.length;
-    },
+  return (onReply) => {
+    // Bound the FIFO: a frozen peer answers nothing, and the keepalive ends the leg long before this.
+    if (waiting.length >= 1000) waiting.shift();
+    waiting.push(onReply);
+    proto.ping();
   };
 }
 
 /**
- * keepalive@openssh.com with a reply callback on an ssh2 Client (holdfast's own bastion connection).
- * ssh2's Client keeps a FIFO of global-request callbacks (`_callbacks`) that its REQUEST_SUCCESS /
- * REQUEST_FAILURE handlers shift; pushing ours first keeps the order right. ssh2's own client
- * keepalive is not used: it resets only on replies, never on data (ssh2 issue #474).
+ * Probes on an ssh2 Client (holdfast's own bastion and gateway connections). ssh2's Client keeps a
+ * FIFO of global-request callbacks (`_callbacks`) that its REQUEST_SUCCESS / REQUEST_FAILURE handlers
+ * shift; pushing ours first keeps the order right. ssh2's own client keepalive is not used: it resets
+ * only on replies, never on data (ssh2 issue #474).
  */
-export function pingClient(client: InstanceType<typeof Client>, onReply: (rttMs: number) => void): void {
+export function clientProbe(client: InstanceType<typeof Client>): SendProbe {
   const c = client as unknown as { _callbacks?: Array<(...a: unknown[]) => void>; _protocol?: { ping(): void } };
-  if (!c._callbacks || !c._protocol) return;
-  const t = performance.now();
-  c._callbacks.push(() => onReply(performance.now() - t));
-  c._protocol.ping();
+  return (onReply) => {
+    if (!c._callbacks || !c._protocol) return;
+    c._callbacks.push(() => onReply());
+    c._protocol.ping();
+  };
 }
 
 /** The stream under an ssh2 Client (a TCP socket, or the previous hop's channel): private `_sock`. */

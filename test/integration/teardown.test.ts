@@ -12,6 +12,7 @@ import { Writable } from 'node:stream';
 import { loadConfigText } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { HoldfastServer } from '../../src/server.js';
+import { Events } from '../../src/events.js';
 
 /**
  * Counts of this process's live timers and TCP handles (what a session owns). Pipes and child
@@ -79,7 +80,7 @@ describe('teardown: no sockets, timers or upstream connections left behind', fun
       `listen: [{address: 127.0.0.1, port: 0}]\nhostKeys: [hk/inproc]\nauthorizedKeys: ak/%u\nloginGraceTime: 1s\nroutes:\n  - name: t\n    to: ["127.0.0.1:${scene.sshd.port}"]\n`,
       { displayName: 'inproc.yaml', baseDir: scene.dir, embedded: false },
     );
-    const server = new HoldfastServer(config, createLogger({ json: true, stream: sink }));
+    const server = new HoldfastServer(config, Events.loggingTo(createLogger({ json: true, stream: sink })));
     const [bound] = await server.start();
     const closes = () => lines.filter((l) => l.event === 'session-close').length;
     // Warm-up, then the baseline.

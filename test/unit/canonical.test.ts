@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { canonicalHost, unmapIPv4, validPort } from '../../src/routing/canonical.js';
 import { parseDestinationPattern, type DestinationPattern } from '../../src/routing/destination.js';
 import { findRoute, type RouteRule } from '../../src/routing/route-table.js';
-import { canonicalDestination, resolveAndRoute, type Lookup } from '../../src/legs/resolve-destination.js';
+import { canonicalDestination, resolveAndRoute, type Lookup } from '../../src/routing/resolve-destination.js';
 import { AddressGuard, BASE_GUARD, ownAddresses } from '../../src/routing/guard.js';
 
 function p(s: string): DestinationPattern {

@@ -5,9 +5,9 @@
  * name up again (a second lookup could return an address the route does not allow).
  */
 import dns from 'node:dns';
-import { findRoute, type RouteDecision, type RouteRule } from '../routing/route-table.js';
-import { canonicalAddress, canonicalHost, validPort, type HostKind } from '../routing/canonical.js';
-import { BASE_GUARD, type AddressGuard } from '../routing/guard.js';
+import { findRoute, type RouteDecision, type RouteRule } from './route-table.js';
+import { canonicalAddress, canonicalHost, validPort, type HostKind } from './canonical.js';
+import { BASE_GUARD, type AddressGuard } from './guard.js';
 
 export type Lookup = (host: string) => Promise<string[]>;
 

@@ -1,0 +1,82 @@
+/**
+ * Every close reason holdfast logs, in one place: what it means and what it can end. Data, not prose:
+ * the `reason` field of `session-close`, `channel-close`, `upstream-close` and `gateway-close`, and of
+ * the keepalive timeout lines. The README's reason table is generated from this table
+ * (`npm run docs`; test/unit/docs.test.ts fails when they differ).
+ *
+ * Scopes: `session` a client connection; `channel` an `ssh -J` channel and its upstream leg;
+ * `bastion` a pooled SSH connection to a `via` bastion; `gateway` gateway mode's SSH leg to the
+ * target; `gateway-channel` a session channel relayed to the target.
+ */
+export type Scope = 'session' | 'channel' | 'bastion' | 'gateway' | 'gateway-channel';
+
+interface ReasonSpec {
+  readonly scopes: readonly Scope[];
+  readonly meaning: string;
+}
+
+export const CLOSE_REASONS = {
+  'peer-closed': { scopes: ['session', 'channel'], meaning: "the user's ssh closed the connection or the channel (a socket error such as ECONNRESET is the `detail`)" },
+  'no-handshake': { scopes: ['session'], meaning: 'the connection closed before an SSH identification line arrived' },
+  'login-grace': { scopes: ['session'], meaning: 'not authenticated within `loginGraceTime`' },
+  'auth-failed': { scopes: ['session'], meaning: '`maxAuthTries` failed attempts, or the client gave up after failing' },
+  'protocol-error': { scopes: ['session'], meaning: "the client broke the SSH protocol (ssh2's message is the `detail`)" },
+  shutdown: { scopes: ['session', 'channel', 'bastion', 'gateway'], meaning: 'holdfast is stopping (SIGTERM); the user\'s ssh prints "the jump host is shutting down"' },
+  'client-keepalive-timeout': { scopes: ['session', 'channel', 'gateway'], meaning: 'the client leg answered no keepalive for `interval × (countMax + 1)`' },
+  'upstream-keepalive-timeout': { scopes: ['session', 'channel', 'bastion', 'gateway'], meaning: 'the upstream leg (TCP keepalive, or keepalive@openssh.com on an SSH leg) answered nothing for its bound' },
+  'upstream-closed': { scopes: ['session', 'channel', 'bastion', 'gateway'], meaning: 'the target or bastion closed its side in order' },
+  'upstream-error': { scopes: ['session', 'channel', 'bastion', 'gateway'], meaning: 'the upstream leg failed (reset, unreachable; the error is the `detail`)' },
+  'upstream-idle': { scopes: ['channel', 'bastion'], meaning: 'a pooled bastion connection had no channel for `upstreamPool.idleTimeout`' },
+  'upstream-evicted': { scopes: ['channel', 'bastion'], meaning: 'a pooled bastion connection was evicted (more than `upstreamPool.max` chains)' },
+  'session-closed': { scopes: ['channel', 'gateway', 'gateway-channel'], meaning: 'the client connection ended, so everything on it did' },
+  done: { scopes: ['gateway-channel'], meaning: "the target's command or shell ended; its exit status was relayed" },
+  'client-closed': { scopes: ['gateway-channel'], meaning: 'the user closed the session channel' },
+  'target-refused': { scopes: ['gateway-channel'], meaning: 'the target refused the shell, command or subsystem (the user sees why)' },
+  'upstream-gone': { scopes: ['gateway-channel'], meaning: 'the gateway leg died; the user saw one line saying why' },
+} as const satisfies Record<string, ReasonSpec>;
+
+export type CloseReason = keyof typeof CLOSE_REASONS;
+
+type ReasonIn<S extends Scope> = { [K in CloseReason]: S extends (typeof CLOSE_REASONS)[K]['scopes'][number] ? K : never }[CloseReason];
+
+export type SessionCloseReason = ReasonIn<'session'>;
+export type ChannelCloseReason = ReasonIn<'channel'>;
+export type BastionCloseReason = ReasonIn<'bastion'>;
+export type GatewayCloseReason = ReasonIn<'gateway'>;
+export type GatewayChannelCloseReason = ReasonIn<'gateway-channel'>;
+
+/** What a session's close means for everything on it: shutdown and a dead client leg say so; the rest is "session-closed". */
+export function childReason(reason: SessionCloseReason): 'shutdown' | 'client-keepalive-timeout' | 'session-closed' {
+  return reason === 'shutdown' || reason === 'client-keepalive-timeout' ? reason : 'session-closed';
+}
+
+/** The gateway leg died: the session ends with the same reason when it has one, else upstream-error. */
+export function sessionReasonFor(reason: GatewayCloseReason): SessionCloseReason {
+  return reason === 'upstream-keepalive-timeout' || reason === 'upstream-closed' ? reason : 'upstream-error';
+}
+
+/** The one line a user's ssh prints when holdfast hangs up on purpose ("Received disconnect from …: <text>"). */
+export function disconnectText(reason: SessionCloseReason, detail: string | undefined): string {
+  if (reason === 'shutdown') return 'holdfast: the jump host is shutting down; reconnect in a moment';
+  if (reason === 'auth-failed') return 'holdfast: too many authentication failures';
+  return `holdfast: ${reason}${detail ? ` (${detail})` : ''}`;
+}
+
+export const REASON_TABLE_START = '<!-- reason-table:start (generated by `npm run docs` from src/close-reasons.ts) -->';
+export const REASON_TABLE_END = '<!-- reason-table:end -->';
+
+const SCOPE_NAMES: Record<Scope, string> = {
+  session: 'session',
+  channel: '`-J` channel',
+  bastion: 'bastion',
+  gateway: 'gateway leg',
+  'gateway-channel': 'gateway channel',
+};
+
+export function reasonTable(): string {
+  const rows = ['| reason | ends | meaning |', '|---|---|---|'];
+  for (const [name, spec] of Object.entries(CLOSE_REASONS) as Array<[CloseReason, ReasonSpec]>) {
+    rows.push(`| \`${name}\` | ${spec.scopes.map((s) => SCOPE_NAMES[s]).join(', ')} | ${spec.meaning.replace(/\|/g, '\\|')} |`);
+  }
+  return rows.join('\n');
+}

@@ -1,0 +1,128 @@
+/**
+ * Deciding a channel: request + config -> plan | refusal. The one place routes are decided, for
+ * `ssh -J` channels and for gateway logins alike. No sockets and no ssh2 here (the DNS lookup is
+ * injected), so every refusal is unit-tested (test/unit/plan.test.ts).
+ *
+ * Order, as sshd checks: the destination's one spelling first (src/routing/canonical.ts), then the
+ * key's options, then the channel limit, then the routes. Routes with `via` are matched on the name
+ * (or the literal address): the last bastion resolves the name, which may exist only in its network.
+ * Any other route is matched on the name and on each resolved address, and holdfast then connects to
+ * exactly the address the route allowed.
+ */
+import type { ResolvedConfig, ResolvedRoute } from '../config/resolve.js';
+import type { KeyOptions } from '../ssh/authorized-keys.js';
+import { permitOpenAllows } from '../ssh/authorized-keys.js';
+import type { OpenFailure } from '../ssh/server-adapter.js';
+import { findRoute, formatDestination } from './route-table.js';
+import type { AddressGuard } from './guard.js';
+import { canonicalDestination, resolveAndRoute, type Canonical, type Lookup } from './resolve-destination.js';
+
+export type RefusalCode = 'invalid-destination' | 'port-forwarding-disabled' | 'permitopen' | 'max-channels' | 'no-route' | 'unresolved';
+
+export interface Refusal {
+  readonly kind: 'refused';
+  readonly code: RefusalCode;
+  /** For the log line. */
+  readonly why: string;
+  /** What the user's ssh prints ("open failed: <failure>: <told>"). */
+  readonly told: string;
+  readonly failure: OpenFailure;
+  readonly dst: string;
+  readonly route?: string | undefined;
+}
+
+export type ChannelPlan =
+  /** ssh -J: a raw TCP connection to `address`, the address the route was matched on. */
+  | { readonly kind: 'tcp'; readonly route: ResolvedRoute; readonly host: string; readonly port: number; readonly dst: string; readonly address: string }
+  /** ssh -J through the route's bastions: the last one opens host:port. */
+  | { readonly kind: 'via'; readonly route: ResolvedRoute; readonly host: string; readonly port: number; readonly dst: string }
+  /** ssh -L in a gateway session: the target opens it, and its sshd decides (AllowTcpForwarding). */
+  | { readonly kind: 'gateway'; readonly host: string; readonly port: number; readonly dst: string };
+
+/** A gateway login's target: holdfast connects to `address` and logs in there. */
+export interface GatewayPlan {
+  readonly kind: 'gateway-target';
+  readonly route: ResolvedRoute;
+  readonly address: string;
+  readonly dst: string;
+}
+
+export interface ChannelRequest {
+  readonly user: string;
+  /** As the client sent it (destIP / destPort of direct-tcpip). */
+  readonly host: string;
+  readonly port: number;
+  readonly key: Pick<KeyOptions, 'portForwarding' | 'permitOpen'>;
+  /** Channels the connection holds now (open, being opened, refused session channels). */
+  readonly openChannels: number;
+  /** The connection is a gateway login: its channels go through the gateway leg. */
+  readonly gatewayLogin: boolean;
+}
+
+export interface PlanEnv {
+  readonly config: ResolvedConfig;
+  readonly lookup: Lookup;
+  readonly guard: AddressGuard;
+}
+
+/** Routes with `gateway` serve gateway logins only; the others ssh -J only. */
+export function routesFor(config: ResolvedConfig, mode: 'jump' | 'gateway'): ResolvedRoute[] {
+  return config.routes.filter((r) => (r.gateway !== undefined) === (mode === 'gateway'));
+}
+
+function refusal(code: RefusalCode, dst: string, why: string, told: string, failure: OpenFailure = 'prohibited', route?: string): Refusal {
+  return { kind: 'refused', code, why, told, failure, dst, route };
+}
+
+/** Each route's reason for not matching, for the log ("r1: ...; r2: ..."). */
+function missesText(misses: readonly { route: string; why: string }[], none: string): string {
+  return misses.length ? misses.map((m) => `${m.route}: ${m.why}`).join('; ') : none;
+}
+
+/** A direct-tcpip channel (ssh -J, ssh -W, ssh -L): the plan, or why not. */
+export async function planChannel(req: ChannelRequest, env: PlanEnv): Promise<ChannelPlan | Refusal> {
+  const checked = checkDestination(req, env.config);
+  if (checked.kind === 'refused') return checked;
+  const { dst, canonical } = checked;
+  const { host, port } = canonical;
+  if (req.gatewayLogin) return { kind: 'gateway', host, port, dst };
+  const routes = routesFor(env.config, 'jump');
+  const literal = canonical.kind === 'name' ? '' : host;
+  const byName = findRoute(routes, req.user, { host, kind: canonical.kind, port, address: literal, protection: env.guard.protection(literal) });
+  if (byName.route?.via) return { kind: 'via', route: byName.route, host, port, dst };
+  const res = await resolveAndRoute(routes, req.user, canonical, env.lookup, env.config.connectTimeoutMs, env.guard);
+  if (res.kind === 'refused') {
+    return refusal('no-route', dst, `no route allows it (${missesText(res.decision.misses, 'no routes configured')})`, `holdfast: no route allows ${req.user} to reach ${dst}`);
+  }
+  if (res.kind === 'unresolved') {
+    return refusal('unresolved', dst, `cannot resolve: ${res.code}`, `cannot resolve ${host}: ${res.code}`, 'connect-failed', res.route.name);
+  }
+  return { kind: 'tcp', route: res.decision.route, host, port, dst, address: res.address };
+}
+
+/** The pre-lookup checks as a value: the refusal, or the canonical destination. */
+export function checkDestination(req: ChannelRequest, config: ResolvedConfig): Refusal | { readonly kind: 'checked'; readonly dst: string; readonly canonical: Canonical } {
+  const asked = canonicalDestination(req.host, req.port);
+  const host = asked.ok ? asked.host : req.host;
+  const dst = formatDestination({ host, port: req.port, address: host });
+  if (!asked.ok) return refusal('invalid-destination', dst, `not a destination: ${asked.why}`, `holdfast: not a valid destination (${asked.why})`);
+  if (!req.key.portForwarding) return refusal('port-forwarding-disabled', dst, 'key has no-port-forwarding/restrict', 'port forwarding is disabled for this key');
+  if (!permitOpenAllows(req.key, host, req.port)) return refusal('permitopen', dst, "not allowed by the key's permitopen=", `${dst} is not allowed by permitopen for this key`);
+  if (req.openChannels >= config.maxChannels) {
+    return refusal('max-channels', dst, `maxChannels ${config.maxChannels} reached`, `too many open channels (limit ${config.maxChannels})`, 'resource-shortage');
+  }
+  return { kind: 'checked', dst, canonical: { host: asked.host, kind: asked.kind, port: asked.port } };
+}
+
+/** A gateway login `user+host[+port]`: the target's route and address, or why not (told on the user's terminal). */
+export async function planGateway(user: string, target: { host: string; port: number }, env: PlanEnv): Promise<GatewayPlan | Refusal> {
+  const dst = formatDestination({ ...target, address: target.host });
+  const asked = canonicalDestination(target.host, target.port);
+  if (!asked.ok) return refusal('invalid-destination', dst, `not a destination: ${asked.why}`, `${dst} is not a valid destination (${asked.why})`);
+  const res = await resolveAndRoute(routesFor(env.config, 'gateway'), user, asked, env.lookup, env.config.connectTimeoutMs, env.guard);
+  if (res.kind === 'refused') {
+    return refusal('no-route', dst, `no gateway route allows it (${missesText(res.decision.misses, 'no gateway routes configured')})`, `no gateway route allows ${user} to reach ${dst}`);
+  }
+  if (res.kind === 'unresolved') return refusal('unresolved', dst, `cannot resolve: ${res.code}`, `cannot resolve ${target.host}: ${res.code}`, 'connect-failed', res.route.name);
+  return { kind: 'gateway-target', route: res.decision.route, address: res.address, dst };
+}

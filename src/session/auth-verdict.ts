@@ -1,0 +1,52 @@
+/**
+ * One authentication attempt -> a verdict, as sshd decides it: public keys only; the first "none"
+ * (how every client asks which methods exist) is not a failure; SHA-1 `ssh-rsa` is refused (OpenSSH
+ * refuses it since 8.8); the key must be in the user's authorized_keys with its from= and
+ * expiry-time satisfied; a query without a signature gets "this key would do" (PK_OK, RFC 4252 §7);
+ * a signature must verify. No connection here: unit-tested in test/unit/auth-verdict.test.ts.
+ */
+import { matchOfferedKey, signatureValid, type KeyLookup } from '../ssh/auth.js';
+import type { AuthorizedKey } from '../ssh/authorized-keys.js';
+
+export interface AuthAttempt {
+  readonly method: string;
+  readonly user: string;
+  readonly key?: { readonly algo: string; readonly data: Buffer } | undefined;
+  /** The hash of the signature algorithm asked for (rsa-sha2-256 -> sha256); undefined for ssh-rsa. */
+  readonly hashAlgo?: string | undefined;
+  readonly signature?: Buffer | undefined;
+  /** The data the signature covers (session id + request). */
+  readonly blob?: Buffer | undefined;
+}
+
+export interface AuthSituation {
+  /** The client already sent its one free "none". */
+  readonly sawNone: boolean;
+  readonly clientIp: string;
+  readonly now: Date;
+}
+
+export type AuthVerdict =
+  /** The first "none": answer with the methods; not counted. */
+  | { readonly kind: 'methods' }
+  | { readonly kind: 'fail'; readonly why: string }
+  /** The key would do: the client signs next. */
+  | { readonly kind: 'key-ok' }
+  | { readonly kind: 'accept'; readonly entry: AuthorizedKey; readonly file: string };
+
+export function authVerdict(a: AuthAttempt, keys: { lookup(user: string): KeyLookup }, at: AuthSituation): AuthVerdict {
+  if (a.method !== 'publickey' || !a.key) {
+    if (a.method === 'none' && !at.sawNone) return { kind: 'methods' };
+    return { kind: 'fail', why: `${a.method} authentication is not offered` };
+  }
+  if (a.key.algo === 'ssh-rsa' && a.hashAlgo !== 'sha256' && a.hashAlgo !== 'sha512') {
+    return { kind: 'fail', why: 'ssh-rsa (SHA-1) signatures are refused; the client must use rsa-sha2-256 or rsa-sha2-512' };
+  }
+  const found = keys.lookup(a.user);
+  if (!found.ok) return { kind: 'fail', why: found.why };
+  const match = matchOfferedKey(found.keys, a.key, at.clientIp, at.now);
+  if (!match.ok) return { kind: 'fail', why: match.why };
+  if (!a.signature) return { kind: 'key-ok' };
+  if (!a.blob || !signatureValid(match.entry, a.blob, a.signature, a.hashAlgo)) return { kind: 'fail', why: 'signature did not verify' };
+  return { kind: 'accept', entry: match.entry, file: found.file };
+}

@@ -1,0 +1,138 @@
+/**
+ * Gateway mode for one client connection (login `user+target[+port]`): holdfast's SSH leg to the
+ * target (src/legs/ssh-gateway.ts), started at `ready`, and the session channels relayed to it
+ * (src/legs/gateway-channel.ts), one registry record each. Owns the leg and the `drain` timer.
+ *
+ * When the leg dies, each session channel tells the user in one line while the client leg still
+ * works; then the session closes with the same reason. OpenSSH's client drops channel output it has
+ * not yet written when a DISCONNECT arrives in the same read, so the line would be lost: the client
+ * gets GATEWAY_DRAIN_MS to see its last channel close and hang up by itself first.
+ */
+import type { ResolvedRoute } from '../config/resolve.js';
+import { sessionReasonFor, type GatewayCloseReason, type SessionCloseReason } from '../close-reasons.js';
+import type { ServerSession } from '../ssh/ssh2.js';
+import { ForwardedAgent } from '../ssh/forwarded-agent.js';
+import { describePolicy } from '../keepalive/policy.js';
+import { formatDestination } from '../routing/route-table.js';
+import { GatewayUpstream } from '../legs/ssh-gateway.js';
+import { GatewayChannel } from '../legs/gateway-channel.js';
+import type { ChannelRecord } from './registry.js';
+import type { SessionScope } from './scope.js';
+import { refuseSession } from './no-shell.js';
+
+const GATEWAY_DRAIN_MS = 1000;
+
+export type GatewayLogin = { readonly target: { readonly host: string; readonly port: number } } | { readonly error: string };
+
+export class GatewaySession {
+  leg: GatewayUpstream | undefined;
+  /** The leg died and the session follows with this reason (also if the client hangs up first). */
+  diedReason: SessionCloseReason | undefined;
+  diedDetail: string | undefined;
+  private drain: NodeJS.Timeout | undefined;
+  private readonly channels = new Set<GatewayChannel>();
+
+  constructor(readonly login: GatewayLogin) {}
+
+  /** For the auth lines: the target as asked. */
+  get target(): string | undefined {
+    return 'target' in this.login ? formatDestination({ ...this.login.target, address: this.login.target.host }) : undefined;
+  }
+
+  get loginError(): string | undefined {
+    return 'error' in this.login ? this.login.error : undefined;
+  }
+
+  /** At `ready`: dial the target at once, so the leg is up (or its failure known) when the session request comes. */
+  start(s: SessionScope, routed: (route: ResolvedRoute) => void): void {
+    if (!('target' in this.login) || s.key.options.command !== undefined) return;
+    this.leg = new GatewayUpstream(s.user, this.login.target.host, this.login.target.port, {
+      config: s.ctx.config(),
+      events: s.ctx.events,
+      lookup: s.ctx.lookup,
+      guard: s.ctx.guard,
+      agent: new ForwardedAgent(s.conn),
+      who: s.who(),
+      routed,
+      died: (reason, detail) => this.died(s, reason, detail),
+    });
+  }
+
+  /** A session channel (shell, exec, subsystem) for the target, or one line saying why not. */
+  openSession(s: SessionScope, accept: () => unknown): void {
+    if (this.loginError) return refuseSession(s, accept, `holdfast: ${this.loginError}\r\n`);
+    if (s.key.options.command !== undefined) {
+      return refuseSession(s, accept, 'holdfast: your key has a forced command (command= in authorized_keys), so it gets no gateway session\r\n');
+    }
+    const leg = this.leg;
+    if (!leg) return refuseSession(s, accept);
+    const session = accept() as ServerSession | undefined;
+    if (!session) return;
+    const id = s.registry.newId();
+    const fields = () => ({ ...s.who(), dst: leg.dst, addr: leg.address, route: leg.route?.name });
+    const gc = new GatewayChannel({ id, kind: 'session' }, session, leg, s.key.options, s.windowBudgets(), {
+      started: (c) => {
+        s.registry.noteDestination(leg.dst);
+        s.ctx.events.emit('channel-open', {
+          ...fields(),
+          channel: id,
+          kind: c.info.kind,
+          ...(c.info.command !== undefined ? { command: c.info.command } : {}),
+          clientKeepalive: s.clientKeepalive(),
+          upstreamKeepalive: leg.route ? { layer: 'ssh', policy: describePolicy(leg.route.keepalive.upstream) } : undefined,
+        });
+      },
+      refused: (_c, what) => s.failure('gateway-request-refused', { ...fields(), channel: id, what }),
+      closed: (c, reason, detail) => {
+        this.channels.delete(c);
+        s.registry.remove(rec);
+        const { addr: _addr, ...f } = fields();
+        s.ctx.events.emit('channel-close', {
+          ...f,
+          channel: id,
+          kind: c.info.kind,
+          reason,
+          ...(detail ? { detail } : {}),
+          bytesUp: c.bytesUp,
+          bytesDown: c.bytesDown,
+          durationMs: Date.now() - c.openedAt,
+        });
+      },
+    });
+    // The gateway route is in the client leg's policy set from `routed` on: the record needs none.
+    const rec: ChannelRecord = {
+      id,
+      dst: leg.dst,
+      route: undefined,
+      openedAt: gc.openedAt,
+      close: () => gc.close('session-closed'),
+      get bytesUp() {
+        return gc.bytesUp;
+      },
+      get bytesDown() {
+        return gc.bytesDown;
+      },
+      release: () => {},
+    };
+    this.channels.add(gc);
+    s.registry.add(rec, false);
+  }
+
+  private died(s: SessionScope, reason: GatewayCloseReason, detail: string): void {
+    const message = `lost the connection to ${this.leg!.dst}: ${reason} (${detail})`;
+    const told = this.channels.size;
+    for (const gc of [...this.channels]) gc.abandon(message);
+    const sessionReason = sessionReasonFor(reason);
+    this.diedDetail = detail;
+    if (told === 0) return s.close(sessionReason, detail);
+    this.diedReason = sessionReason;
+    this.drain = setTimeout(() => s.close(sessionReason, detail), GATEWAY_DRAIN_MS);
+  }
+
+  /** The session is closing: the drain timer and the leg go. Idempotent. */
+  close(reason: 'shutdown' | 'client-keepalive-timeout' | 'session-closed'): void {
+    clearTimeout(this.drain);
+    this.drain = undefined;
+    this.leg?.close(reason);
+  }
+}

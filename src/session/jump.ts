@@ -1,0 +1,145 @@
+/**
+ * A direct-tcpip channel (`ssh -J`, `ssh -W`, `ssh -L`): plan it (src/session/plan.ts), dial its
+ * upstream leg (src/session/dial.ts), then confirm it to the client and relay (src/legs/jump-channel.ts),
+ * with one record in the session's registry. Refusals are answered with the reason the user's ssh
+ * prints; a channel is confirmed only once its upstream leg is up, as sshd does.
+ */
+import type { ServerChannel } from '../ssh/ssh2.js';
+import { rejectChannel } from '../ssh/server-adapter.js';
+import { JumpChannel } from '../legs/jump-channel.js';
+import { describePolicy } from '../keepalive/policy.js';
+import { tcpTimeoutReport } from '../keepalive/report.js';
+import type { ChannelCloseReason } from '../close-reasons.js';
+import { planChannel, type Refusal } from '../routing/plan.js';
+import { dial, DialFailed, type UpstreamLeg } from './dial.js';
+import type { ChannelRecord } from './registry.js';
+import type { SessionScope } from './scope.js';
+
+export interface DirectTcpip {
+  readonly destIP: string;
+  readonly destPort: number;
+  readonly srcIP: string;
+  readonly srcPort: number;
+}
+
+export async function openJump(
+  s: SessionScope,
+  accept: () => ServerChannel | undefined,
+  reject: () => void,
+  info: DirectTcpip,
+  gateway: { leg: Parameters<typeof dial>[1]['gateway']; missing: string | undefined; login: boolean },
+): Promise<void> {
+  const config = s.ctx.config();
+  const held = s.registry.held;
+  s.registry.pending++;
+  try {
+    const plan = await planChannel(
+      { user: s.user, host: info.destIP, port: info.destPort, key: s.key.options, openChannels: held, gatewayLogin: gateway.login },
+      { config, lookup: s.ctx.lookup, guard: s.ctx.guard },
+    );
+    if (plan.kind === 'refused') return refuse(s, reject, plan);
+    if (s.closing) return rejectChannel(s.conn, reject, 'connect-failed', 'session is closing');
+    let leg: UpstreamLeg;
+    try {
+      leg = await dial(plan, {
+        pool: s.ctx.pool,
+        gateway: gateway.leg,
+        gatewayMissing: gateway.missing,
+        connectTimeoutMs: config.connectTimeoutMs,
+        signal: s.signal,
+        origin: { ip: info.srcIP, port: info.srcPort },
+      });
+    } catch (err) {
+      const f = err instanceof DialFailed ? err : new DialFailed('connect-failed', String(err), String(err), {});
+      // None while the session is closing: that is why.
+      if (!s.closing) s.failure('channel-connect-failed', { ...s.who(), dst: plan.dst, ...f.fields, why: f.why, code: f.code });
+      return rejectChannel(s.conn, reject, 'connect-failed', f.told);
+    }
+    relay(s, accept, reject, leg, plan.dst);
+  } finally {
+    s.registry.pending--;
+  }
+}
+
+function refuse(s: SessionScope, reject: () => void, r: Refusal): void {
+  const fields = { ...s.who(), dst: r.dst, why: r.why, code: r.code };
+  if (r.failure === 'connect-failed') s.failure('channel-connect-failed', { ...fields, route: r.route });
+  else s.failure('channel-refused', fields);
+  rejectChannel(s.conn, reject, r.failure, r.told);
+}
+
+/** The upstream leg is up: confirm the channel to the client and relay (or let go). */
+function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject: () => void, leg: UpstreamLeg, dst: string): void {
+  if (s.closing) {
+    leg.stream.destroy();
+    leg.release();
+    return rejectChannel(s.conn, reject, 'connect-failed', 'session is closing');
+  }
+  const channel = accept();
+  if (!channel) {
+    leg.stream.destroy();
+    leg.release();
+    return;
+  }
+  const { route } = leg;
+  const id = s.registry.newId();
+  const jc = new JumpChannel(
+    { id, dst, addr: leg.addr, upstreamKeepalive: leg.tcp?.enabled ?? false },
+    channel,
+    leg.stream,
+    (reason, error) => closed(s, rec, jc, leg, reason, error),
+    s.windowBudgets(),
+  );
+  const rec: ChannelRecord = {
+    id,
+    dst,
+    route,
+    openedAt: jc.openedAt,
+    close: (reason) => jc.close(reason),
+    get bytesUp() {
+      return jc.bytesUp;
+    },
+    get bytesDown() {
+      return jc.bytesDown;
+    },
+    release: () => leg.release(),
+  };
+  s.registry.add(rec);
+  // A pooled bastion connection that dies ends its channels with its reason.
+  leg.onLost((reason, detail) => jc.close(reason, detail));
+  s.ctx.events.emit('channel-open', {
+    ...s.who(),
+    dst,
+    addr: leg.addr,
+    route: route.name,
+    channel: id,
+    clientKeepalive: s.clientKeepalive(),
+    upstreamKeepalive: leg.tcp ? { ...leg.tcp } : { layer: 'ssh', policy: describePolicy(route.keepalive.upstream) },
+  });
+}
+
+function closed(s: SessionScope, rec: ChannelRecord, jc: JumpChannel, leg: UpstreamLeg, reason: ChannelCloseReason, error?: string): void {
+  s.registry.remove(rec);
+  if (reason === 'upstream-keepalive-timeout' && leg.tcp) {
+    s.ctx.events.emit('upstream-keepalive-timeout', {
+      ...s.who(),
+      dst: rec.dst,
+      addr: leg.addr,
+      route: leg.route.name,
+      ...tcpTimeoutReport(leg.route.keepalive.upstream, performance.now() - jc.lastUpstreamRx),
+    });
+  }
+  s.ctx.events.emit('channel-close', {
+    ...s.who(),
+    dst: rec.dst,
+    addr: leg.addr,
+    route: leg.route.name,
+    channel: rec.id,
+    reason,
+    ...(error ? { error } : {}),
+    bytesUp: jc.bytesUp,
+    bytesDown: jc.bytesDown,
+    durationMs: Date.now() - rec.openedAt,
+    windowMiB: Math.round((jc.maxWindow / 1048576) * 10) / 10,
+  });
+}

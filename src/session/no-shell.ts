@@ -1,0 +1,35 @@
+/**
+ * A session channel asked of holdfast itself (`ssh holdfast`, a command, sftp): there is no shell on
+ * a jump host. The channel is accepted so the user reads one line saying what to do instead, then it
+ * exits 1; it counts against maxChannels until the client closes it.
+ */
+import type { ServerChannel } from '../ssh/ssh2.js';
+import type { SessionScope } from './scope.js';
+
+export function refuseSession(s: SessionScope, accept: () => unknown, why?: string): void {
+  const session = accept() as (NodeJS.EventEmitter & Record<string, unknown>) | undefined;
+  if (!session) return;
+  s.registry.refusedSessions++;
+  session.once('close', () => s.registry.refusedSessions--);
+  const port = s.localPort;
+  const message =
+    why ??
+    `holdfast: this is an SSH jump host; it runs no shell or command.\r\n` +
+      `holdfast: use it with -J, e.g.  ssh -J ${s.user}@<this-host>:${port} user@target\r\n`;
+  const answer = (acceptReq?: () => unknown) => acceptReq?.();
+  session.on('pty', answer);
+  session.on('env', answer);
+  session.on('window-change', answer);
+  const refuse = (acceptReq?: () => unknown) => {
+    // accept() synchronously (ssh2 drops data before accept), then one line on stderr and exit 1.
+    const ch = acceptReq?.() as ServerChannel | undefined;
+    if (!ch) return;
+    ch.stderr.write(message);
+    ch.exit(1);
+    ch.end();
+  };
+  session.on('shell', refuse);
+  session.on('exec', refuse);
+  session.on('subsystem', refuse);
+  s.failure('session-channel-refused', { ...s.who(), ...(why ? { why: why.replace(/^holdfast: |\r\n$/g, '') } : {}) });
+}

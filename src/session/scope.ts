@@ -1,0 +1,55 @@
+/**
+ * What the parts of a session (src/session/*.ts) see of it, and what the server gives every session.
+ * The session (src/session.ts) owns the lifecycle; the parts decide and relay, and end it only
+ * through close().
+ */
+import type { ResolvedConfig } from '../config/resolve.js';
+import type { SessionCloseReason } from '../close-reasons.js';
+import type { EventMap, EventName, Events, Who } from '../events.js';
+import type { AuthorizedKeysStore } from '../ssh/auth.js';
+import type { AuthorizedKey } from '../ssh/authorized-keys.js';
+import type { Connection } from '../ssh/ssh2.js';
+import type { WindowBudget } from '../ssh/channel-window.js';
+import type { AddressGuard } from '../routing/guard.js';
+import type { Lookup } from '../routing/resolve-destination.js';
+import type { UpstreamPool } from '../legs/ssh-upstream.js';
+import type { ChannelRegistry } from './registry.js';
+
+export interface SessionContext {
+  /** Read at each use, so a reload applies to the next decision. */
+  readonly config: () => ResolvedConfig;
+  readonly events: Events;
+  readonly keys: () => AuthorizedKeysStore;
+  readonly lookup: Lookup;
+  readonly pool: UpstreamPool;
+  /** Receive windows beyond ssh2's 2 MiB come out of this (src/ssh/channel-window.ts). */
+  readonly windowBudget: WindowBudget;
+  /** The user's share of window growth, across their connections; release() when the session ends. */
+  readonly userWindowBudget: (user: string) => { readonly budget: WindowBudget; release(): void };
+  /** Addresses wildcards never reach (loopback, link-local, holdfast's own: bound once, at start). */
+  readonly guard: AddressGuard;
+}
+
+export interface SessionScope {
+  readonly id: string;
+  readonly ctx: SessionContext;
+  readonly conn: Connection;
+  /** The authenticated user and the authorized_keys line that let them in. */
+  readonly user: string;
+  readonly key: AuthorizedKey;
+  readonly registry: ChannelRegistry;
+  /** Aborted when the session closes: pending lookups and connects give up. */
+  readonly signal: AbortSignal;
+  readonly closing: boolean;
+  /** The port the client connected to (for "use it with -J" hints). */
+  readonly localPort: number;
+  who(): Who;
+  /** A client-caused warn line, within the connection's line budget (src/session.ts). */
+  failure<K extends EventName>(event: K, fields: EventMap[K]): void;
+  /** The client leg's policy in words, for channel-open lines. */
+  clientKeepalive(): string | undefined;
+  /** Window growth comes out of the process's, this user's and this connection's budgets at once. */
+  windowBudgets(): WindowBudget[];
+  /** Graceful: the user's ssh is told why. */
+  close(reason: SessionCloseReason, detail?: string): void;
+}

@@ -1,7 +1,7 @@
 /**
  * Every event holdfast reports, declared once with its level, meaning and fields. Code emits typed
  * events; the logger is one subscriber (one line per event, the event name as `event`); metrics will
- * be another. The README's event table is generated from EVENT_INFO (`npm run docs`).
+ * be another. The README's event table is generated from EVENTS (`npm run docs`).
  *
  * Field names are fixed across events: session (id), user, src ("ip:port"), dst ("host:port" as
  * asked), addr (address connected to), route, reason, leg, bytesUp (client -> target), bytesDown,
@@ -31,84 +31,64 @@ export interface TimeoutReport {
 }
 type Why = { why: string };
 
-export interface EventMap {
-  started: { version: string; config: string; listen: string[]; hostKeys: readonly string[]; authorizedKeys: string; routes: string[]; nativeCrypto: boolean; tcpKeepalive: boolean };
-  listening: { address: string; port: number };
-  'listen-failed': { error: string };
-  'listener-error': { error: string };
-  'embedded-default': { why: string; listen: unknown; hostKeys: readonly string[]; authorizedKeys: string; routes: string[] };
-  'host-key-created': { file: string; type: string };
-  'config-warning': { warning: string };
-  'native-crypto-missing': Why & { fix: string };
-  'tcp-keepalive-degraded': Why & { effect: string; fix: string };
-  'authorized-keys-line-skipped': Why & { file: string; line: number };
-  signal: { signal: string };
-  reloaded: { config: string; restartNeededFor?: string[] };
-  'reload-failed': { why?: string; problems?: string[]; error?: string };
-  'shutdown-begin': { sessions: number; timeoutMs: number };
-  'shutdown-forced': { signal: string };
-  'shutdown-complete': { leftover: number };
-  'startup-refused': Why & { src: string; pending: number; notLogged?: number };
-  'fd-exhausted': Why & { sessions: number; fix: string; notLogged?: number };
-  'session-start': { session: string; src: string };
-  'session-close': Who & {
-    authenticated: boolean;
-    reason: CloseReason;
-    detail?: string;
-    authFailures: number;
-    linesSuppressed?: number;
-    channels: number;
-    dsts: string[];
-    gateway?: string;
-    bytesUp: number;
-    bytesDown: number;
-    durationMs: number;
-    clientKeepalive?: LogFields;
-  };
-  'auth-accepted': Who & { method: string; target?: string; keyType: string; fingerprint: string; keyFile: string; keyLine: number };
-  'auth-failed': Who & Why & { method: string; target?: string; keyType?: string; fingerprint?: string; failures: number };
-  'forward-refused': Who & Why & { kind: string; bind?: string };
-  'session-channel-refused': Who & { why?: string };
-  'channel-refused': Who & Why & { dst?: string; kind?: string; code: string };
-  'channel-connect-failed': Who & Why & { dst: string; addr?: string; route?: string; upstream?: string; via?: string; code: string };
-  'channel-open': Who & {
-    dst: string;
-    addr?: string;
-    route: Opt<string>;
-    channel: number;
-    kind?: string;
-    command?: string;
-    clientKeepalive: Opt<string>;
-    upstreamKeepalive: Opt<LogFields>;
-  };
-  'channel-close': Who & {
-    dst: Opt<string>;
-    addr?: string;
-    route: Opt<string>;
-    channel: number;
-    kind?: string;
-    reason: CloseReason;
-    error?: string;
-    detail?: string;
-    bytesUp: number;
-    bytesDown: number;
-    durationMs: number;
-    windowMiB?: number;
-  };
-  'gateway-request-refused': Who & { dst: string; addr: Opt<string>; route: Opt<string>; channel: number; what: string };
-  'keepalive-probe': { session: string; leg: 'client'; outstanding: number; routes: string[] };
-  'client-keepalive-timeout': Who & TimeoutReport & { routes: string[] };
-  'upstream-keepalive-timeout': TimeoutReport & Partial<Who> & { dst?: Opt<string>; addr?: Opt<string>; route?: string; upstream?: string; policy?: string; channels?: number };
-  'upstream-open': { upstream: string; hops: string[] };
-  'upstream-close': { upstream: string; reason: CloseReason; detail?: string; channels: number; durationMs: number };
-  'upstream-host-key-unknown': UpstreamKey & Why;
-  'upstream-host-key-accepted': UpstreamKey & { recordedIn: string };
-  'upstream-host-key-changed': UpstreamKey & Why & { verdict: string; knownAt: string };
-  'gateway-open': Who & { dst: string; addr: string; route: string; upstreamUser: string; auth: 'identity' | 'agent'; upstreamKeepalive: LogFields };
-  'gateway-close': Who & { dst: string; route: Opt<string>; reason: CloseReason; durationMs: number; upstreamKeepalive?: LogFields };
-  'gateway-refused': Who & Why & { dst: string; code: string };
-  'gateway-connect-failed': Who & Why & { dst: string; addr?: string; route: string; code: string };
+interface EventSpec<F = unknown> {
+  readonly level: Level;
+  readonly meaning: string;
+  /** Phantom: the event's fields, for the types only. */
+  readonly fields?: F;
 }
+
+function ev<F>(level: Level, meaning: string): EventSpec<F> {
+  return { level, meaning };
+}
+
+/** Every event: its fields (the type argument), its level and what it means. */
+export const EVENTS = {
+  started: ev<{ version: string; config: string; listen: string[]; hostKeys: readonly string[]; authorizedKeys: string; routes: string[]; nativeCrypto: boolean; tcpKeepalive: boolean }>('info', 'listening, with the config, host keys, routes, native crypto and TCP keepalive support'),
+  listening: ev<{ address: string; port: number }>('info', 'one listener bound'),
+  'listen-failed': ev<{ error: string }>('error', 'a listener could not bind (exit 1; says what to do)'),
+  'listener-error': ev<{ error: string }>('error', 'a bound listener failed'),
+  'embedded-default': ev<{ why: string; listen: unknown; hostKeys: readonly string[]; authorizedKeys: string; routes: string[] }>('info', 'no config file: the embedded default config is in use'),
+  'host-key-created': ev<{ file: string; type: string }>('info', 'a missing host key was created (mode 0600)'),
+  'config-warning': ev<{ warning: string }>('warn', 'the config loads but something in it is risky (the same text `check` prints)'),
+  'native-crypto-missing': ev<Why & { fix: string }>('warn', "ssh2's native crypto binding is not built (AES-GCM ~7x slower)"),
+  'tcp-keepalive-degraded': ev<Why & { effect: string; fix: string }>('warn', 'per-socket TCP keepalive options cannot be set; Node defaults apply'),
+  'authorized-keys-line-skipped': ev<Why & { file: string; line: number }>('warn', 'an authorized_keys line holdfast cannot use (once per edit of the file)'),
+  signal: ev<{ signal: string }>('info', 'SIGTERM/SIGINT received: stopping'),
+  reloaded: ev<{ config: string; restartNeededFor?: string[] }>('info', 'SIGHUP: the config was re-read (and what only a restart changes)'),
+  'reload-failed': ev<{ why?: string; problems?: string[]; error?: string }>('error', 'SIGHUP: the new config has errors; the previous one stays'),
+  'shutdown-begin': ev<{ sessions: number; timeoutMs: number }>('info', 'stopping: listeners closed, sessions told'),
+  'shutdown-forced': ev<{ signal: string }>('warn', 'a second signal: exiting at once'),
+  'shutdown-complete': ev<{ leftover: number }>('info', 'every session is gone (or the bound passed)'),
+  'startup-refused': ev<Why & { src: string; pending: number; notLogged?: number }>('warn', 'a connection refused by maxStartups / perSourceMaxStartups (at most one line per 5 s, with `notLogged`)'),
+  'fd-exhausted': ev<Why & { sessions: number; fix: string; notLogged?: number }>('error', 'out of file descriptors: a connection could not be accepted (at most one line per 5 s)'),
+  'session-start': ev<{ session: string; src: string }>('debug', 'a connection was accepted'),
+  'session-close': ev<Who & { authenticated: boolean; reason: CloseReason; detail?: string; authFailures: number; linesSuppressed?: number; channels: number; dsts: string[]; gateway?: string; bytesUp: number; bytesDown: number; durationMs: number; clientKeepalive?: LogFields; }>('info', 'one summary per connection: user, src, destinations, bytes each way, duration, reason, client-leg probes and RTTs'),
+  'auth-accepted': ev<Who & { method: string; target?: string; keyType: string; fingerprint: string; keyFile: string; keyLine: number }>('info', 'a public key logged in (file and line of the key)'),
+  'auth-failed': ev<Who & Why & { method: string; target?: string; keyType?: string; fingerprint?: string; failures: number }>('info', 'one failed authentication attempt, with why'),
+  'forward-refused': ev<Who & Why & { kind: string; bind?: string }>('warn', '`ssh -R` or remote streamlocal forwarding refused (holdfast listens for no user)'),
+  'session-channel-refused': ev<Who & { why?: string }>('info', 'a shell/command asked of holdfast itself: the user is told to use -J'),
+  'channel-refused': ev<Who & Why & { dst?: string; kind?: string; code: string }>('warn', 'a channel refused before any connection: no route, invalid destination, key options, limits'),
+  'channel-connect-failed': ev<Who & Why & { dst: string; addr?: string; route?: string; upstream?: string; via?: string; code: string }>('warn', 'a route allowed the channel but the upstream leg could not be had'),
+  'channel-open': ev<Who & { dst: string; addr?: string; route: Opt<string>; channel: number; kind?: string; command?: string; clientKeepalive: Opt<string>; upstreamKeepalive: Opt<LogFields>; }>('info', "a channel is relaying, with the client leg's policy and the upstream socket's keepalive options as read back"),
+  'channel-close': ev<Who & { dst: Opt<string>; addr?: string; route: Opt<string>; channel: number; kind?: string; reason: CloseReason; error?: string; detail?: string; bytesUp: number; bytesDown: number; durationMs: number; windowMiB?: number; }>('info', 'a channel ended: reason, bytes, duration, `windowMiB` (largest receive window granted)'),
+  'gateway-request-refused': ev<Who & { dst: string; addr: Opt<string>; route: Opt<string>; channel: number; what: string }>('warn', 'a pty, agent or X11 request refused in a gateway session'),
+  'keepalive-probe': ev<{ session: string; leg: 'client'; outstanding: number; routes: string[] }>('debug', 'a client-leg keepalive probe went out'),
+  'client-keepalive-timeout': ev<Who & TimeoutReport & { routes: string[] }>('warn', 'the client leg is dead: policy, probes sent/answered, last RTT, idle time'),
+  'upstream-keepalive-timeout': ev<TimeoutReport & Partial<Who> & { dst?: Opt<string>; addr?: Opt<string>; route?: string; upstream?: string; policy?: string; channels?: number }>('warn', 'an upstream leg is dead (TCP or SSH layer): the same figures'),
+  'upstream-open': ev<{ upstream: string; hops: string[] }>('info', 'a pooled bastion connection was opened'),
+  'upstream-close': ev<{ upstream: string; reason: CloseReason; detail?: string; channels: number; durationMs: number }>('info', 'a pooled bastion connection closed, with its reason'),
+  'upstream-host-key-unknown': ev<UpstreamKey & Why>('warn', "a bastion's or target's host key is not known (refused under strict)"),
+  'upstream-host-key-accepted': ev<UpstreamKey & { recordedIn: string }>('warn', 'a new host key recorded under accept-new'),
+  'upstream-host-key-changed': ev<UpstreamKey & Why & { verdict: string; knownAt: string }>('error', 'a host key CHANGED or revoked: refused'),
+  'gateway-open': ev<Who & { dst: string; addr: string; route: string; upstreamUser: string; auth: 'identity' | 'agent'; upstreamKeepalive: LogFields }>('info', "gateway mode: holdfast's SSH leg to the target is up"),
+  'gateway-close': ev<Who & { dst: string; route: Opt<string>; reason: CloseReason; durationMs: number; upstreamKeepalive?: LogFields }>('info', "gateway mode: the leg to the target closed, with the leg's probes and RTTs"),
+  'gateway-refused': ev<Who & Why & { dst: string; code: string }>('warn', 'gateway mode: no gateway route allows the target'),
+  'gateway-connect-failed': ev<Who & Why & { dst: string; addr?: string; route: string; code: string }>('warn', 'gateway mode: the target could not be resolved, reached or logged in to'),
+} as const;
+
+export type EventName = keyof typeof EVENTS;
+export type EventMap = { [K in EventName]: (typeof EVENTS)[K] extends EventSpec<infer F> ? F : never };
 
 interface UpstreamKey {
   upstream: string;
@@ -119,57 +99,6 @@ interface UpstreamKey {
   fingerprint: string;
 }
 
-export type EventName = keyof EventMap;
-
-export interface EventSpec {
-  readonly level: Level;
-  readonly meaning: string;
-}
-
-/** Level and meaning of each event; the mapped type makes a missing or extra entry a compile error. */
-export const EVENT_INFO: { readonly [K in EventName]: EventSpec } = {
-  started: { level: 'info', meaning: 'listening, with the config, host keys, routes, native crypto and TCP keepalive support' },
-  listening: { level: 'info', meaning: 'one listener bound' },
-  'listen-failed': { level: 'error', meaning: 'a listener could not bind (exit 1; says what to do)' },
-  'listener-error': { level: 'error', meaning: 'a bound listener failed' },
-  'embedded-default': { level: 'info', meaning: 'no config file: the embedded default config is in use' },
-  'host-key-created': { level: 'info', meaning: 'a missing host key was created (mode 0600)' },
-  'config-warning': { level: 'warn', meaning: 'the config loads but something in it is risky (the same text `check` prints)' },
-  'native-crypto-missing': { level: 'warn', meaning: "ssh2's native crypto binding is not built (AES-GCM ~7x slower)" },
-  'tcp-keepalive-degraded': { level: 'warn', meaning: 'per-socket TCP keepalive options cannot be set; Node defaults apply' },
-  'authorized-keys-line-skipped': { level: 'warn', meaning: 'an authorized_keys line holdfast cannot use (once per edit of the file)' },
-  signal: { level: 'info', meaning: 'SIGTERM/SIGINT received: stopping' },
-  reloaded: { level: 'info', meaning: 'SIGHUP: the config was re-read (and what only a restart changes)' },
-  'reload-failed': { level: 'error', meaning: 'SIGHUP: the new config has errors; the previous one stays' },
-  'shutdown-begin': { level: 'info', meaning: 'stopping: listeners closed, sessions told' },
-  'shutdown-forced': { level: 'warn', meaning: 'a second signal: exiting at once' },
-  'shutdown-complete': { level: 'info', meaning: 'every session is gone (or the bound passed)' },
-  'startup-refused': { level: 'warn', meaning: 'a connection refused by maxStartups / perSourceMaxStartups (at most one line per 5 s, with `notLogged`)' },
-  'fd-exhausted': { level: 'error', meaning: 'out of file descriptors: a connection could not be accepted (at most one line per 5 s)' },
-  'session-start': { level: 'debug', meaning: 'a connection was accepted' },
-  'session-close': { level: 'info', meaning: 'one summary per connection: user, src, destinations, bytes each way, duration, reason, client-leg probes and RTTs' },
-  'auth-accepted': { level: 'info', meaning: 'a public key logged in (file and line of the key)' },
-  'auth-failed': { level: 'info', meaning: 'one failed authentication attempt, with why' },
-  'forward-refused': { level: 'warn', meaning: '`ssh -R` or remote streamlocal forwarding refused (holdfast listens for no user)' },
-  'session-channel-refused': { level: 'info', meaning: 'a shell/command asked of holdfast itself: the user is told to use -J' },
-  'channel-refused': { level: 'warn', meaning: 'a channel refused before any connection: no route, invalid destination, key options, limits' },
-  'channel-connect-failed': { level: 'warn', meaning: 'a route allowed the channel but the upstream leg could not be had' },
-  'channel-open': { level: 'info', meaning: "a channel is relaying, with the client leg's policy and the upstream socket's keepalive options as read back" },
-  'channel-close': { level: 'info', meaning: 'a channel ended: reason, bytes, duration, `windowMiB` (largest receive window granted)' },
-  'gateway-request-refused': { level: 'warn', meaning: 'a pty, agent or X11 request refused in a gateway session' },
-  'keepalive-probe': { level: 'debug', meaning: 'a client-leg keepalive probe went out' },
-  'client-keepalive-timeout': { level: 'warn', meaning: 'the client leg is dead: policy, probes sent/answered, last RTT, idle time' },
-  'upstream-keepalive-timeout': { level: 'warn', meaning: 'an upstream leg is dead (TCP or SSH layer): the same figures' },
-  'upstream-open': { level: 'info', meaning: 'a pooled bastion connection was opened' },
-  'upstream-close': { level: 'info', meaning: 'a pooled bastion connection closed, with its reason' },
-  'upstream-host-key-unknown': { level: 'warn', meaning: "a bastion's or target's host key is not known (refused under strict)" },
-  'upstream-host-key-accepted': { level: 'warn', meaning: 'a new host key recorded under accept-new' },
-  'upstream-host-key-changed': { level: 'error', meaning: 'a host key CHANGED or revoked: refused' },
-  'gateway-open': { level: 'info', meaning: "gateway mode: holdfast's SSH leg to the target is up" },
-  'gateway-close': { level: 'info', meaning: "gateway mode: the leg to the target closed, with the leg's probes and RTTs" },
-  'gateway-refused': { level: 'warn', meaning: 'gateway mode: no gateway route allows the target' },
-  'gateway-connect-failed': { level: 'warn', meaning: 'gateway mode: the target could not be resolved, reached or logged in to' },
-};
 
 type Lazy<T> = T | (() => T);
 
@@ -207,9 +136,10 @@ export class Events {
 export function logSubscriber(log: Logger): Subscriber {
   return (name, fields, opts) => {
     if (opts.log === false) return;
-    const level = EVENT_INFO[name].level;
-    if (level === 'debug') log.debug(name, fields as LogFields | (() => LogFields));
-    else log[level](name, (typeof fields === 'function' ? fields() : fields) as LogFields);
+    const level = EVENTS[name].level;
+    const f = fields as LogFields | (() => LogFields);
+    if (level === 'debug') log.debug(name, f);
+    else log[level](name, typeof f === 'function' ? f() : f);
   };
 }
 
@@ -218,6 +148,6 @@ export const EVENT_TABLE_END = '<!-- event-table:end -->';
 
 export function eventTable(): string {
   const rows = ['| event | level | meaning |', '|---|---|---|'];
-  for (const [name, spec] of Object.entries(EVENT_INFO) as Array<[EventName, EventSpec]>) rows.push(`| \`${name}\` | ${spec.level} | ${spec.meaning.replace(/\|/g, '\\|')} |`);
+  for (const [name, spec] of Object.entries(EVENTS) as Array<[EventName, EventSpec]>) rows.push(`| \`${name}\` | ${spec.level} | ${spec.meaning.replace(/\|/g, '\\|')} |`);
   return rows.join('\n');
 }

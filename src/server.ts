@@ -200,7 +200,7 @@ export class HoldfastServer {
       this.events.emit(event, fields, { log: false });
       return;
     }
-    this.events.emit(event, { ...fields, ...(t.suppressed ? { notLogged: t.suppressed } : {}) });
+    this.events.emit(event, t.suppressed ? { ...(fields as EventMap[K] & object), notLogged: t.suppressed } : fields);
     t.last = now;
     t.suppressed = 0;
   }

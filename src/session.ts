@@ -176,7 +176,7 @@ export class Session implements SessionScope {
         this.ctx.events.emit('client-keepalive-timeout', { ...this.who(), routes: routes(), ...timeoutReport('client', 'ssh', p, stats) });
         this.destroy('client-keepalive-timeout');
       },
-      probed: (n) => this.ctx.events.emit('keepalive-probe', () => ({ session: this.id, leg: 'client', outstanding: n, routes: routes() })),
+      probed: (n) => this.ctx.events.emit('keepalive-probe', () => ({ session: this.id, leg: 'client' as const, outstanding: n, routes: routes() })),
     });
     const g = this.gateway;
     g?.start(this, (route) => this.clientPolicies.add(g, route.keepalive.client, route.name));

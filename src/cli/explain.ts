@@ -6,6 +6,7 @@ import net from 'node:net';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { formatDuration } from '../config/duration.js';
 import { canonicalDestination, resolveAndRoute, systemLookup, type Lookup } from '../routing/resolve-destination.js';
+import { routesFor } from '../routing/plan.js';
 import { formatDestination } from '../routing/route-table.js';
 import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy, type Layer, type Leg } from '../keepalive/policy.js';
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
@@ -30,8 +31,7 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
       `source: ${req.from} (routes do not restrict by source address; a key's from= option in authorized_keys does)`,
     );
   }
-  // Routes with `gateway` serve only gateway logins; the others only ssh -J.
-  const routes = config.routes.filter((r) => (r.gateway !== undefined) === (req.gateway === true));
+  const routes = routesFor(config, req.gateway ? 'gateway' : 'jump');
   const asked = canonicalDestination(req.host, req.port);
   if (!asked.ok) {
     out.push(`route: none: ${req.host} is not a destination (${asked.why}); holdfast refuses it before any route is matched`);

@@ -9,6 +9,7 @@
  *   "dead after one interval", which holdfast never uses). `interval: 0` turns the leg's keepalive off.
  */
 import { formatDuration } from '../config/duration.js';
+import { TCP_KEEPCNT_MAX } from './tcp-options.js';
 
 export interface KeepalivePolicy {
   /** Milliseconds; 0 = off. */
@@ -64,14 +65,14 @@ export function policyWarnings(p: KeepalivePolicy, leg: Leg, layer: Layer): stri
     w.push(`${leg} leg: keepalive is off (interval 0): an idle session dies at the first middlebox that forgets idle flows, and a dead peer is never noticed`);
     return w;
   }
-  if (p.interval > NAT_FORGET_WARN_MS) w.push(`${leg} leg: interval ${formatDuration(p.interval)} is above 45s: many NATs forget idle flows after 60-120 s`);
-  if (p.interval < ABUSE_WARN_MS) w.push(`${leg} leg: interval ${formatDuration(p.interval)} is below 5s: probes this frequent can look like abuse`);
+  if (p.interval > NAT_FORGET_WARN_MS) w.push(`${leg} leg: interval ${formatDuration(p.interval)} is above ${formatDuration(NAT_FORGET_WARN_MS)}: many NATs forget idle flows after 60-120 s`);
+  if (p.interval < ABUSE_WARN_MS) w.push(`${leg} leg: interval ${formatDuration(p.interval)} is below ${formatDuration(ABUSE_WARN_MS)}: probes this frequent can look like abuse`);
   if (p.countMax === 0) w.push(`${leg} leg: countMax 0: probes are sent but a dead peer is never declared dead`);
   if (layer === 'tcp') {
     if (p.interval % 1000 !== 0) {
       w.push(`${leg} leg: TCP keepalive counts whole seconds: interval ${formatDuration(p.interval)} is applied as ${formatDuration(Math.ceil(p.interval / 1000) * 1000)}`);
     }
-    if (p.countMax > 127) w.push(`${leg} leg: TCP_KEEPCNT is at most 127: countMax ${p.countMax} is applied as 127`);
+    if (p.countMax > TCP_KEEPCNT_MAX) w.push(`${leg} leg: TCP_KEEPCNT is at most ${TCP_KEEPCNT_MAX}: countMax ${p.countMax} is applied as ${TCP_KEEPCNT_MAX}`);
     w.push(`${leg} leg: ${TCP_TERMINATING_CAVEAT}`);
   }
   return w;

@@ -134,8 +134,7 @@ export class PooledUpstream {
       this.keepalive = undefined;
       return;
     }
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
+    this.stopIdle();
     if (this.keepalive) return this.keepalive.setPolicy(policy);
     this.keepalive = new SshLegKeepalive(policy, transport(this.client), clientProbe(this.client), {
       dead: (stats, p) => {
@@ -150,8 +149,13 @@ export class PooledUpstream {
     });
   }
 
-  private armIdle(): void {
+  private stopIdle(): void {
     clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  private armIdle(): void {
+    this.stopIdle();
     this.idleTimer = setTimeout(() => {
       if (this.handles.size === 0) this.close('upstream-idle');
     }, this.opts.idleTimeoutMs);
@@ -161,8 +165,7 @@ export class PooledUpstream {
   close(reason: BastionCloseReason, detail?: string): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
+    this.stopIdle();
     this.keepalive?.stop();
     this.keepalive = undefined;
     const handles = [...this.handles];

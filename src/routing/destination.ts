@@ -158,17 +158,6 @@ function namesExplicitly(p: DestinationPattern, protection: Protection): boolean
   return false;
 }
 
-/** A `to:` list: some positive entry matches and no negated one does. */
-export function destinationListMatches(list: readonly DestinationPattern[], dest: Destination): boolean {
-  let positive = false;
-  for (const p of list) {
-    const m = destinationPatternMatches(p, dest);
-    if (m === 'hit' && p.negated) return false;
-    if (m === 'hit') positive = true;
-  }
-  return positive;
-}
-
 /** A destination as a user writes it for `holdfast explain`: host, host:port, [v6]:port or a bare IPv6. */
 export function parseTarget(text: string): ParseResult<{ host: string; port: number }> {
   const q = JSON.stringify(text);

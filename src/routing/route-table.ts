@@ -4,7 +4,7 @@
  * destination that no route allows is refused: default deny.
  */
 import { type Destination, type DestinationPattern, destinationPatternMatches } from './destination.js';
-import { matchPatternList } from './wildcard.js';
+import { matchPatternList, patternListVerdict } from './wildcard.js';
 
 export interface RouteRule {
   readonly name: string;
@@ -21,16 +21,18 @@ export type RouteDecision<R extends RouteRule> =
 
 export function whyRouteMisses(rule: RouteRule, user: string, dest: Destination): string | null {
   if (rule.users && !matchPatternList([user], rule.users)) return `user "${user}" is not in users`;
-  let positive = false;
   let guarded: string | undefined;
-  for (const p of rule.to) {
-    const m = destinationPatternMatches(p, dest);
-    if (m === 'guarded') guarded ??= p.source;
-    if (m !== 'hit') continue;
-    if (p.negated) return `excluded by "${p.source}"`;
-    positive = true;
-  }
-  if (positive) return null;
+  const v = patternListVerdict(
+    rule.to,
+    (p) => p.negated,
+    (p) => {
+      const m = destinationPatternMatches(p, dest);
+      if (m === 'guarded') guarded ??= p.source;
+      return m === 'hit';
+    },
+  );
+  if (v.verdict === 'excluded') return `excluded by "${v.by!.source}"`;
+  if (v.verdict === 'included') return null;
   if (guarded !== undefined && dest.protection) {
     const p = dest.protection;
     return `${dest.address} is ${p.what}: only an entry naming that address (or a CIDR inside ${p.network}/${p.prefix}) reaches it, not "${guarded}"`;

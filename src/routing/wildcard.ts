@@ -29,17 +29,23 @@ export function wildcardMatch(text: string, pattern: string): boolean {
 }
 
 /**
- * A list of patterns where `!pattern` excludes, as in ssh_config `Host` and authorized_keys `from=`:
- * the list matches when some positive pattern matches and no negated one does.
+ * A `!`-list, as ssh_config `Host`, sshd's `from=` and holdfast's `users` and `to` read it: the first
+ * negated entry that hits excludes at once; otherwise the list includes when some positive entry hit.
+ * `by` is the entry that decided (the excluding one, or the first positive hit). Every list of
+ * patterns in holdfast is read through this one function.
  */
-export function matchPatternList(candidates: readonly string[], patterns: readonly string[]): boolean {
-  let positive = false;
-  for (const raw of patterns) {
-    const negated = raw.startsWith('!');
-    const pattern = negated ? raw.slice(1) : raw;
-    const hit = candidates.some((c) => wildcardMatch(c, pattern));
-    if (hit && negated) return false;
-    if (hit) positive = true;
+export function patternListVerdict<P>(patterns: Iterable<P>, negated: (p: P) => boolean, hit: (p: P) => boolean): { readonly verdict: 'included' | 'excluded' | 'none'; readonly by?: P } {
+  let first: { verdict: 'included'; by: P } | undefined;
+  for (const p of patterns) {
+    if (!hit(p)) continue;
+    if (negated(p)) return { verdict: 'excluded', by: p };
+    first ??= { verdict: 'included', by: p };
   }
-  return positive;
+  return first ?? { verdict: 'none' };
+}
+
+/** Strings with `!` for exclusion and wildcards (`users`, known_hosts host patterns). */
+export function matchPatternList(candidates: readonly string[], patterns: readonly string[]): boolean {
+  const bare = (raw: string) => (raw.startsWith('!') ? raw.slice(1) : raw);
+  return patternListVerdict(patterns, (raw) => raw.startsWith('!'), (raw) => candidates.some((c) => wildcardMatch(c, bare(raw)))).verdict === 'included';
 }

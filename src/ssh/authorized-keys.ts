@@ -11,7 +11,7 @@
  */
 import net from 'node:net';
 import { utils, type ParsedKey } from './ssh2.js';
-import { matchPatternList } from '../routing/wildcard.js';
+import { patternListVerdict, wildcardMatch } from '../routing/wildcard.js';
 import { inBlockList, parseCidr } from '../routing/destination.js';
 import { canonicalAddress, unmapIPv4 } from '../routing/canonical.js';
 
@@ -220,15 +220,9 @@ function parseExpiry(v: string): Date | null {
 export function fromAllows(options: KeyOptions, clientIp: string): boolean {
   if (!options.from) return true;
   const ip = unmapIPv4(clientIp);
-  const positive: string[] = [];
-  for (const raw of options.from) {
-    const negated = raw.startsWith('!');
-    const pat = negated ? raw.slice(1) : raw;
-    const hit = pat.includes('/') ? cidrMatch(pat, ip) : matchPatternList([ip], [pat]);
-    if (hit && negated) return false;
-    if (hit) positive.push(pat);
-  }
-  return positive.length > 0;
+  const bare = (raw: string) => (raw.startsWith('!') ? raw.slice(1) : raw);
+  const hit = (raw: string) => (bare(raw).includes('/') ? cidrMatch(bare(raw), ip) : wildcardMatch(ip, bare(raw)));
+  return patternListVerdict(options.from, (raw) => raw.startsWith('!'), hit).verdict === 'included';
 }
 
 function cidrMatch(cidr: string, ip: string): boolean {

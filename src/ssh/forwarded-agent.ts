@@ -14,8 +14,8 @@
  */
 import type { Duplex } from 'node:stream';
 import { OpenSSHAgent, type Connection } from './ssh2.js';
+import { BASE_WINDOW } from './channel-window.js';
 
-const MAX_WINDOW = 2 * 1024 * 1024;
 const PACKET_SIZE = 32 * 1024;
 
 interface ServerInternals {
@@ -32,7 +32,7 @@ export function openAgentChannel(conn: Connection, cb: (err: Error | undefined, 
   try {
     id = c._chanMgr.add(wrapper);
     if (id === -1) return cb(new Error('no free channels'));
-    c._protocol.openssh_authAgent(id, MAX_WINDOW, PACKET_SIZE);
+    c._protocol.openssh_authAgent(id, BASE_WINDOW, PACKET_SIZE);
   } catch (err) {
     cb(err instanceof Error ? err : new Error(String(err)));
   }

@@ -4,8 +4,9 @@
  * ssh2's server has no public per-connection ping: `_protocol.ping()` sends the global request with
  * want_reply, and the server's handler table has no REQUEST_SUCCESS / REQUEST_FAILURE entries, so the
  * replies are dropped unless we add them. OpenSSH answers REQUEST_FAILURE, which proves the peer alive
- * just as well. Replies come back in request order (RFC 4254 §4), so a FIFO of send times gives each
- * one's round-trip time. holdfast's server sends no other global requests, so every reply is a ping's.
+ * just as well. Replies come back in request order (RFC 4254 §4), so a FIFO of reply callbacks pairs
+ * each reply with its probe (the keepalive times it: src/keepalive/ssh-leg.ts). holdfast's server
+ * sends no other global requests, so every reply is a ping's.
  * Never ping before `ready`: OpenSSH aborts with "bad message during authentication: type 80".
  */
 import type { Duplex } from 'node:stream';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { parseDestinationPattern, destinationListMatches, type DestinationPattern } from '../../src/routing/destination.js';
-import { findRoute, type RouteRule } from '../../src/routing/route-table.js';
+import { parseDestinationPattern, type Destination, type DestinationPattern } from '../../src/routing/destination.js';
+import { findRoute, whyRouteMisses, type RouteRule } from '../../src/routing/route-table.js';
 import { matchPatternList, wildcardMatch } from '../../src/routing/wildcard.js';
 
 function p(s: string): DestinationPattern {
@@ -52,6 +52,8 @@ describe('routing', function () {
       });
     }
     it('matches the name or the resolved address; CIDRs the address', function () {
+      // A `to:` list as findRoute reads it (the production path): null = the route matches.
+      const destinationListMatches = (to: DestinationPattern[], d: Destination) => whyRouteMisses({ name: 't', to }, 'alice', d) === null;
       const list = [p('*.lab:*'), p('10.1.0.0/16'), p('!10.1.9.9')];
       const kind = 'name' as const;
       expect(destinationListMatches(list, { host: 'x.lab', kind, address: '192.0.2.1', port: 80 })).to.equal(true);

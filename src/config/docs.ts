@@ -3,6 +3,8 @@
  * `npm run docs` rewrites the table in README.md; a test fails when they differ.
  */
 import { configJsonSchema } from './schema.js';
+import { reasonTable, REASON_TABLE_END, REASON_TABLE_START } from '../close-reasons.js';
+import { eventTable, EVENT_TABLE_END, EVENT_TABLE_START } from '../events.js';
 
 type JsonSchema = {
   type?: string | string[];
@@ -53,10 +55,21 @@ function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-/** Replaces the generated table in a README text. */
+/** Replaces the text between two markers of a README with `table`. */
+export function spliceTable(readme: string, start: string, end: string, table: string): string {
+  const a = readme.indexOf(start);
+  const b = readme.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${start} ... ${end} markers`);
+  return `${readme.slice(0, a + start.length)}\n${table}\n${readme.slice(b)}`;
+}
+
+/** Replaces the generated config table in a README text. */
 export function withConfigTable(readme: string): string {
-  const a = readme.indexOf(TABLE_START);
-  const b = readme.indexOf(TABLE_END);
-  if (a < 0 || b < a) throw new Error('README.md has no config-table markers');
-  return `${readme.slice(0, a + TABLE_START.length)}\n${configKeyTable()}\n${readme.slice(b)}`;
+  return spliceTable(readme, TABLE_START, TABLE_END, configKeyTable());
+}
+
+/** Every generated table of the README: config keys, close reasons (src/close-reasons.ts), events (src/events.ts). */
+export function withGeneratedTables(readme: string): string {
+  const r = spliceTable(withConfigTable(readme), REASON_TABLE_START, REASON_TABLE_END, reasonTable());
+  return spliceTable(r, EVENT_TABLE_START, EVENT_TABLE_END, eventTable());
 }

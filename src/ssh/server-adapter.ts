@@ -83,16 +83,18 @@ export function rejectChannel(conn: Connection, reject: () => void, why: OpenFai
  * disconnect from HOST port P:11: <description>"), then ends the socket. The description needs
  * patches/ssh2+1.17.0.patch (ssh2 1.17.0 always sent an empty one).
  */
-export function disconnect(conn: Connection, reason: 'too-many-auth-failures' | 'by-application' | 'protocol-error', description = ''): void {
-  const code =
-    reason === 'too-many-auth-failures'
+export type DisconnectCode = 'too-many-auth-failures' | 'by-application' | 'protocol-error';
+
+export function disconnect(conn: Connection, code: DisconnectCode, description = ''): void {
+  const wire =
+    code === 'too-many-auth-failures'
       ? DISCONNECT_REASON.NO_MORE_AUTH_METHODS_AVAILABLE!
-      : reason === 'protocol-error'
+      : code === 'protocol-error'
         ? DISCONNECT_REASON.PROTOCOL_ERROR!
         : DISCONNECT_REASON.BY_APPLICATION!;
   const proto = (conn as unknown as { _protocol: { disconnect(code: number, description: string): void } })._protocol;
   try {
-    proto.disconnect(code, description);
+    proto.disconnect(wire, description);
   } catch {
     // The socket may already be gone; the caller destroys it either way.
   }

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { withConfigTable } from '../../src/config/docs.js';
+import { withConfigTable, withGeneratedTables } from '../../src/config/docs.js';
+import { CLOSE_REASONS } from '../../src/close-reasons.js';
+import { EVENTS } from '../../src/events.js';
 import { ConfigSchema } from '../../src/config/schema.js';
 import { ROOT } from '../helpers/holdfast.js';
 
@@ -10,6 +12,23 @@ describe('docs match the code', function () {
 
   it("README's config table is the one generated from the schema (npm run docs)", function () {
     expect(readme).to.equal(withConfigTable(readme));
+  });
+
+  it("README's close reason and event tables are the ones generated from src/close-reasons.ts and src/events.ts (npm run docs)", function () {
+    expect(readme).to.equal(withGeneratedTables(readme));
+    for (const r of Object.keys(CLOSE_REASONS)) expect(readme).to.include(`| \`${r}\` |`);
+    for (const e of Object.keys(EVENTS)) expect(readme).to.include(`| \`${e}\` |`);
+  });
+
+  it('every close reason and event the code emits is declared (no literal outside the two modules)', function () {
+    // Emitted names are type-checked against EVENTS; reasons against CLOSE_REASONS. This catches a
+    // reason written as a plain string in a log field that the types cannot see.
+    const src = path.join(ROOT, 'src');
+    const files = fs.readdirSync(src, { recursive: true }).map(String).filter((f) => f.endsWith('.ts'));
+    for (const f of files) {
+      const text = fs.readFileSync(path.join(src, f), 'utf8');
+      for (const m of text.matchAll(/reason: '([a-z-]+)'/g)) expect(CLOSE_REASONS, `${f}: ${m[1]}`).to.have.property(m[1]!);
+    }
   });
 
   it('every top-level config key is in the README table', function () {

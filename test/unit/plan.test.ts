@@ -1,0 +1,156 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { loadConfigText } from '../../src/config/load.js';
+import type { ResolvedConfig } from '../../src/config/resolve.js';
+import { planChannel, planGateway, routesFor, type ChannelRequest, type PlanEnv } from '../../src/routing/plan.js';
+import { AddressGuard } from '../../src/routing/guard.js';
+import type { Lookup } from '../../src/routing/resolve-destination.js';
+import { keygen, removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+/** The channel plan: request + config -> plan | refusal, with a fake DNS and no connection at all. */
+describe('channel plan (src/routing/plan.ts)', function () {
+  let config: ResolvedConfig;
+  let env: PlanEnv;
+  const dns: Record<string, string[]> = { 'db1.internal': ['10.1.0.5'], 'www.lab': ['192.0.2.9'], 'self.lab': ['127.0.0.1'], 'gw1.lab': ['10.2.0.1'] };
+  const lookups: string[] = [];
+  const lookup: Lookup = async (host) => {
+    lookups.push(host);
+    const a = dns[host];
+    if (!a) throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+    return a;
+  };
+
+  before(function () {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'ak'));
+    keygen(dir, 'bastion_key');
+    fs.writeFileSync(path.join(dir, 'known_hosts'), '');
+    config = loadConfigText(
+      `authorizedKeys: ak/%u
+maxChannels: 3
+upstreams:
+  b1: { host: 10.9.0.1, user: root, identity: bastion_key, knownHosts: known_hosts }
+routes:
+  - name: dba
+    users: [alice]
+    to: ["db?.internal:5432", "10.1.0.0/16:22"]
+  - name: behind-b1
+    to: ["*.far:22"]
+    via: b1
+  - name: lab
+    to: ["*.lab:22", "!secret.lab"]
+  - name: gw
+    users: [alice]
+    to: ["*.lab:22"]
+    gateway: { user: root, agent: true, knownHosts: known_hosts }
+`,
+      { displayName: 'plan.yaml', baseDir: dir, embedded: false, env: {} },
+    ).config;
+    env = { config, lookup, guard: new AddressGuard([]) };
+  });
+  after(removeTempDirs);
+
+  const req = (host: string, port: number, over: Partial<ChannelRequest> = {}): ChannelRequest => ({
+    user: 'alice',
+    host,
+    port,
+    key: { portForwarding: true },
+    openChannels: 0,
+    gatewayLogin: false,
+    ...over,
+  });
+
+  describe('refusals, one per code, in the order sshd checks', function () {
+    it('invalid-destination: a spelling that is not a host (before any lookup)', async function () {
+      lookups.length = 0;
+      const r = await planChannel(req('db1.internal\u0000.evil', 22), env);
+      expect(r).to.include({ kind: 'refused', code: 'invalid-destination', failure: 'prohibited' });
+      if (r.kind === 'refused') expect(r.told).to.match(/^holdfast: not a valid destination/);
+      expect(lookups).to.deep.equal([]);
+    });
+    it('invalid-destination: port 0', async function () {
+      expect(await planChannel(req('db1.internal', 0), env)).to.include({ code: 'invalid-destination' });
+    });
+    it('port-forwarding-disabled: the key has restrict / no-port-forwarding', async function () {
+      const r = await planChannel(req('db1.internal', 5432, { key: { portForwarding: false } }), env);
+      expect(r).to.include({ code: 'port-forwarding-disabled', told: 'port forwarding is disabled for this key' });
+    });
+    it("permitopen: the key's permitopen= does not name it", async function () {
+      const r = await planChannel(req('db1.internal', 5432, { key: { portForwarding: true, permitOpen: [{ host: 'db2.internal', port: 5432 }] } }), env);
+      expect(r).to.include({ code: 'permitopen', told: 'db1.internal:5432 is not allowed by permitopen for this key' });
+    });
+    it('max-channels: resource-shortage at the limit, before any lookup', async function () {
+      lookups.length = 0;
+      const r = await planChannel(req('db1.internal', 5432, { openChannels: 3 }), env);
+      expect(r).to.include({ code: 'max-channels', failure: 'resource-shortage', told: 'too many open channels (limit 3)' });
+      expect(lookups).to.deep.equal([]);
+    });
+    it('no-route: prohibited, each route saying why', async function () {
+      const r = await planChannel(req('secret.lab', 22, { user: 'bob' }), env);
+      expect(r).to.include({ code: 'no-route', failure: 'prohibited', told: 'holdfast: no route allows bob to reach secret.lab:22' });
+      if (r.kind === 'refused') expect(r.why).to.include('dba: user "bob" is not in users').and.include('lab: excluded by "!secret.lab"');
+    });
+    it('no-route: a wildcard never reaches loopback (the guard)', async function () {
+      const r = await planChannel(req('self.lab', 22), env);
+      expect(r).to.include({ code: 'no-route' });
+      if (r.kind === 'refused') expect(r.why).to.include('is a loopback address');
+    });
+    it('no-route: gateway routes serve gateway logins only', async function () {
+      const r = await planChannel(req('gw1.lab', 2222), env);
+      expect(r).to.include({ code: 'no-route' });
+      if (r.kind === 'refused') expect(r.why).not.to.include('gw:');
+    });
+    it('unresolved: connect-failed naming the route, only when a route could allow the name', async function () {
+      const r = await planChannel(req('nowhere.lab', 22), env);
+      expect(r).to.include({ code: 'unresolved', failure: 'connect-failed', route: 'lab', told: 'cannot resolve nowhere.lab: ENOTFOUND' });
+      // A name no route could allow is "prohibited", so a user cannot probe which names exist.
+      expect(await planChannel(req('nowhere.else', 22), env)).to.include({ code: 'no-route' });
+    });
+  });
+
+  describe('plans', function () {
+    it('tcp: the address the route matched on (resolved once), canonical spelling', async function () {
+      lookups.length = 0;
+      const p = await planChannel(req('DB1.Internal.', 5432), env);
+      expect(p).to.deep.include({ kind: 'tcp', host: 'db1.internal', port: 5432, address: '10.1.0.5', dst: 'db1.internal:5432' });
+      if (p.kind === 'tcp') expect(p.route.name).to.equal('dba');
+      expect(lookups).to.deep.equal(['db1.internal']);
+    });
+    it('tcp: an address matched by CIDR, no lookup', async function () {
+      lookups.length = 0;
+      const p = await planChannel(req('10.1.200.7', 22), env);
+      expect(p).to.include({ kind: 'tcp', address: '10.1.200.7' });
+      expect(lookups).to.deep.equal([]);
+    });
+    it('via: matched on the name, never resolved here (the bastion resolves it)', async function () {
+      lookups.length = 0;
+      const p = await planChannel(req('db.far', 22), env);
+      expect(p).to.include({ kind: 'via', host: 'db.far', port: 22 });
+      if (p.kind === 'via') expect(p.route.via!.map((u) => u.name)).to.deep.equal(['b1']);
+      expect(lookups).to.deep.equal([]);
+    });
+    it('gateway: a gateway login forwards through its leg (the target decides)', async function () {
+      expect(await planChannel(req('anything.example', 80, { gatewayLogin: true }), env)).to.include({ kind: 'gateway', host: 'anything.example', port: 80 });
+    });
+    it('routesFor splits jump and gateway routes', function () {
+      expect(routesFor(config, 'jump').map((r) => r.name)).to.deep.equal(['dba', 'behind-b1', 'lab']);
+      expect(routesFor(config, 'gateway').map((r) => r.name)).to.deep.equal(['gw']);
+    });
+  });
+
+  describe('gateway logins (planGateway)', function () {
+    it('routes the target on gateway routes only', async function () {
+      const p = await planGateway('alice', { host: 'gw1.lab', port: 22 }, env);
+      expect(p).to.include({ kind: 'gateway-target', address: '10.2.0.1', dst: 'gw1.lab:22' });
+      if (p.kind === 'gateway-target') expect(p.route.name).to.equal('gw');
+    });
+    it('refuses: invalid, no gateway route, unresolved', async function () {
+      expect(await planGateway('alice', { host: 'a b', port: 22 }, env)).to.include({ code: 'invalid-destination' });
+      const none = await planGateway('bob', { host: 'gw1.lab', port: 22 }, env);
+      expect(none).to.include({ code: 'no-route', told: 'no gateway route allows bob to reach gw1.lab:22' });
+      expect(await planGateway('alice', { host: 'db1.internal', port: 5432 }, env)).to.include({ code: 'no-route' });
+      expect(await planGateway('alice', { host: 'gone.lab', port: 22 }, env)).to.include({ code: 'unresolved', route: 'gw' });
+    });
+  });
+});

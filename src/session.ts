@@ -2,7 +2,7 @@
  * A session is one client connection, from TCP accept to close. This file is its lifecycle only: the
  * state, the two timers, the accounting and the one summary line. The decisions and relays are
  * parts (src/session/): auth verdicts, channel plans and dials, the channel registry, gateway mode,
- * "no shell here"; the client leg's keepalive is src/keepalive/ssh-leg.ts under a policy set.
+ * what is not offered (no shell, no -R); the client leg's keepalive is src/keepalive/ssh-leg.ts under a policy set.
  *
  *   handshake --(SSH identification: attach)--> auth --(key accepted, ssh2 'ready')--> ready
  *        \________________________\_______________________________\--> closing --> closed
@@ -33,7 +33,7 @@ import { authVerdict } from './session/auth-verdict.js';
 import { ChannelRegistry } from './session/registry.js';
 import { GatewaySession } from './session/gateway.js';
 import { openJump } from './session/jump.js';
-import { refuseSession } from './session/no-shell.js';
+import { refuseGlobalRequest, refuseSession, type ForwardRequest } from './session/not-offered.js';
 import type { SessionContext, SessionScope } from './session/scope.js';
 
 export type { SessionContext };
@@ -153,15 +153,7 @@ export class Session implements SessionScope {
       void openJump(this, accept, reject, info, { leg: g?.leg, missing: g?.loginError, login: g !== undefined });
     });
     conn.on('session', (accept, reject) => this.openSession(accept, reject));
-    // ssh -R / remote streamlocal forwarding: a jump host listens on nothing for its users. ssh2
-    // would refuse these by itself; the listener is here so that each refusal is logged.
-    conn.on('request', (_accept, reject, name: string, info: { bindAddr?: string; bindPort?: number; socketPath?: string } | undefined) => {
-      if (name === 'tcpip-forward' || name === 'streamlocal-forward@openssh.com') {
-        const bind = info?.bindAddr !== undefined ? `${info.bindAddr}:${info.bindPort}` : info?.socketPath;
-        this.failure('forward-refused', { ...this.who(), kind: name, ...(bind !== undefined ? { bind } : {}), why: 'holdfast does not listen for users (ssh -R is not offered)' });
-      }
-      reject?.();
-    });
+    conn.on('request', (_accept, reject, name: string, info: ForwardRequest | undefined) => refuseGlobalRequest(this, name, info, reject));
   }
 
   private ready(conn: Connection): void {

@@ -18,7 +18,7 @@ import { GatewayUpstream } from '../legs/ssh-gateway.js';
 import { GatewayChannel } from '../legs/gateway-channel.js';
 import type { ChannelRecord } from './registry.js';
 import type { SessionScope } from './scope.js';
-import { refuseSession } from './no-shell.js';
+import { refuseSession } from './not-offered.js';
 
 const GATEWAY_DRAIN_MS = 1000;
 

@@ -1,7 +1,8 @@
 /**
- * A session channel asked of holdfast itself (`ssh holdfast`, a command, sftp): there is no shell on
- * a jump host. The channel is accepted so the user reads one line saying what to do instead, then it
- * exits 1; it counts against maxChannels until the client closes it.
+ * What a jump host does not offer its users, refused with a reason. A session channel asked of
+ * holdfast itself (`ssh holdfast`, a command, sftp): there is no shell here; the channel is accepted
+ * so the user reads one line saying what to do instead, then it exits 1; it counts against
+ * maxChannels until the client closes it. `ssh -R`: holdfast listens on nothing for its users.
  */
 import type { ServerChannel } from '../ssh/ssh2.js';
 import type { SessionScope } from './scope.js';
@@ -32,4 +33,22 @@ export function refuseSession(s: SessionScope, accept: () => unknown, why?: stri
   session.on('exec', refuse);
   session.on('subsystem', refuse);
   s.failure('session-channel-refused', { ...s.who(), ...(why ? { why: why.replace(/^holdfast: |\r\n$/g, '') } : {}) });
+}
+
+export interface ForwardRequest {
+  readonly bindAddr?: string;
+  readonly bindPort?: number;
+  readonly socketPath?: string;
+}
+
+/**
+ * A global request (tcpip-forward = ssh -R, streamlocal-forward@openssh.com): refused. ssh2 would
+ * refuse these by itself; holdfast answers them so that each refusal is logged.
+ */
+export function refuseGlobalRequest(s: SessionScope, name: string, info: ForwardRequest | undefined, reject: (() => void) | undefined): void {
+  if (name === 'tcpip-forward' || name === 'streamlocal-forward@openssh.com') {
+    const bind = info?.bindAddr !== undefined ? `${info.bindAddr}:${info.bindPort}` : info?.socketPath;
+    s.failure('forward-refused', { ...s.who(), kind: name, ...(bind !== undefined ? { bind } : {}), why: 'holdfast does not listen for users (ssh -R is not offered)' });
+  }
+  reject?.();
 }

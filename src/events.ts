@@ -30,6 +30,8 @@ export interface TimeoutReport {
   idleMs: number;
 }
 type Why = { why: string };
+/** A worker as the primary names it: cluster id, process id, generation (1 at start, +1 per upgrade). */
+type WorkerId = { worker: number; pid: number | undefined; generation: number };
 
 interface EventSpec<F = unknown> {
   readonly level: Level;
@@ -44,7 +46,7 @@ function ev<F>(level: Level, meaning: string): EventSpec<F> {
 
 /** Every event: its fields (the type argument), its level and what it means. */
 export const EVENTS = {
-  started: ev<{ version: string; config: string; listen: string[]; hostKeys: readonly string[]; authorizedKeys: string; routes: string[]; nativeCrypto: boolean; tcpKeepalive: boolean }>('info', 'listening, with the config, host keys, routes, native crypto and TCP keepalive support'),
+  started: ev<{ version: string; pid: number; config: string; listen: string[]; hostKeys: readonly string[]; authorizedKeys: string; routes: string[]; nativeCrypto: boolean; tcpKeepalive: boolean }>('info', 'listening, with the config, host keys, routes, native crypto and TCP keepalive support'),
   listening: ev<{ address: string; port: number }>('info', 'one listener bound'),
   'listen-failed': ev<{ error: string }>('error', 'a listener could not bind (exit 1; says what to do)'),
   'listener-error': ev<{ error: string }>('error', 'a bound listener failed'),
@@ -60,6 +62,13 @@ export const EVENTS = {
   'shutdown-begin': ev<{ sessions: number; timeoutMs: number }>('info', 'stopping: listeners closed, sessions told'),
   'shutdown-forced': ev<{ signal: string }>('warn', 'a second signal: exiting at once'),
   'shutdown-complete': ev<{ leftover: number }>('info', 'every session is gone (or the bound passed)'),
+  'worker-started': ev<WorkerId & { version: string }>('info', 'the primary: a worker serves (its version is the code it loaded from disk)'),
+  'worker-exit': ev<WorkerId & { code: number | null; signal: string | null }>('info', 'the primary: a worker ended as asked (drained after an upgrade, or shut down)'),
+  'worker-lost': ev<WorkerId & { code: number | null; signal: string | null; replaceInMs: number }>('error', 'the primary: a worker died unasked; a new one replaces it (after 5 s when it keeps dying)'),
+  'upgrade-begin': ev<{ from: number; to: number; workers: number }>('info', 'SIGUSR2: a new generation of workers is starting from the code on disk'),
+  'upgrade-complete': ev<{ generation: number; version: string; workers: number; draining: number; drainTimeoutMs: number }>('info', 'the new generation serves; the old one drains (no new connections; its sessions carry on)'),
+  'upgrade-failed': ev<Why & { problems?: string[] }>('error', 'the new generation could not start (or its config has errors): the running one stays'),
+  'drain-begin': ev<{ sessions: number; timeoutMs: number }>('info', 'a worker of an old generation stopped accepting; its sessions carry on until they end or drainTimeout'),
   'startup-refused': ev<Why & { src: string; pending: number; notLogged?: number }>('warn', 'a connection refused by maxStartups / perSourceMaxStartups (at most one line per 5 s, with `notLogged`)'),
   'fd-exhausted': ev<Why & { sessions: number; fix: string; notLogged?: number }>('error', 'out of file descriptors: a connection could not be accepted (at most one line per 5 s)'),
   'session-start': ev<{ session: string; src: string }>('debug', 'a connection was accepted'),

@@ -70,10 +70,12 @@ function clipAny(depth: number) {
     typeof v === 'string' ? clipString(v) : v && typeof v === 'object' && depth < 2 && !Array.isArray(v) ? clipFields(v as LogFields, depth + 1) : v;
 }
 
-export function createLogger(opts: { level?: Level; json?: boolean; stream?: NodeJS.WritableStream } = {}): Logger {
+/** `base`: fields on every line (a worker's `worker` id). */
+export function createLogger(opts: { level?: Level; json?: boolean; stream?: NodeJS.WritableStream; base?: LogFields } = {}): Logger {
   const json = opts.json ?? !process.stdout.isTTY;
   const w = winston.createLogger({
     level: opts.level ?? 'info',
+    ...(opts.base ? { defaultMeta: opts.base } : {}),
     format: winston.format.combine(winston.format.timestamp(), json ? jsonLine : textLine),
     transports: [
       opts.stream ? new winston.transports.Stream({ stream: opts.stream }) : new winston.transports.Console(),

@@ -5,7 +5,7 @@
  */
 import { createWindowBudget, USER_WINDOW_BUDGET, WINDOW_BUDGET, type WindowBudget } from './ssh/channel-window.js';
 import net from 'node:net';
-import { createRequire } from 'node:module';
+import { VERSION } from './version.js';
 import type { ResolvedConfig } from './config/resolve.js';
 import { Events } from './events.js';
 import { AuthorizedKeysStore } from './ssh/auth.js';
@@ -24,8 +24,7 @@ import { StartupGate } from './startups.js';
 /** At most one line per this long for events an outsider can cause at will. */
 const THROTTLE_MS = 5000;
 
-const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
-export const VERSION = pkg.version;
+export { VERSION };
 
 export interface BoundAddress {
   readonly address: string;
@@ -125,6 +124,7 @@ export class HoldfastServer {
     }
     this.events.emit('started', {
       version: VERSION,
+      pid: process.pid,
       config: c.source,
       listen: bound.map((b) => `${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`),
       hostKeys: c.hostKeys,
@@ -250,6 +250,22 @@ export class HoldfastServer {
   }
 
   /**
+   * After an upgrade (src/daemon/worker.ts): stop accepting at once; the sessions carry on until they
+   * end, or until `timeoutMs`, when the rest are closed like at shutdown (reason `shutdown`).
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.closeListeners();
+    this.events.emit('drain-begin', { sessions: this.sessions.size, timeoutMs });
+    await within(this.allClosed(), timeoutMs);
+    await this.stop();
+  }
+
+  /** Resolves when no session is left (one handed over while the listeners closed included). */
+  private async allClosed(): Promise<void> {
+    while (this.sessions.size > 0) await Promise.all([...this.sessions].map((s) => s.closed));
+  }
+
+  /**
    * Stop accepting, close every session gracefully (the user's ssh prints why), destroy those still
    * open after `shutdownTimeout`, and resolve when every session has closed. Idempotent.
    */
@@ -258,13 +274,12 @@ export class HoldfastServer {
       const timeoutMs = this.config.shutdownTimeoutMs;
       this.events.emit('shutdown-begin', { sessions: this.sessions.size, timeoutMs });
       this.closeListeners();
-      const all = () => Promise.all([...this.sessions].map((s) => s.closed));
       for (const s of this.sessions) s.close(reason);
-      await within(all(), timeoutMs);
+      await within(this.allClosed(), timeoutMs);
       for (const s of [...this.sessions]) s.destroy(reason);
       this.pool.closeAll('shutdown');
       // A destroyed socket emits 'close' on a later turn of the loop.
-      await within(all(), 1000);
+      await within(this.allClosed(), 1000);
       this.events.emit('shutdown-complete', { leftover: this.sessions.size });
     })();
     return this.stopping;

@@ -7,9 +7,8 @@ import { hideBin } from 'yargs/helpers';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { configJsonSchema } from '../config/schema.js';
-import { createLogger, type Logger } from '../log.js';
-import { Events } from '../events.js';
-import { HoldfastServer, ListenError, VERSION } from '../server.js';
+import cluster from 'node:cluster';
+import { VERSION } from '../version.js';
 import net from 'node:net';
 import os from 'node:os';
 import { summarizeConfig } from './summary.js';
@@ -34,64 +33,15 @@ function tryLoad(file: string | undefined): LoadedConfig | null {
   }
 }
 
+/**
+ * `serve`: the primary keeps the workers (src/daemon/primary.ts), each worker serves
+ * (src/daemon/worker.ts). Both load the config first: a bad one exits 78 before anything is started.
+ */
 async function serve(file: string | undefined): Promise<number> {
   const loaded = tryLoad(file);
   if (!loaded) return EXIT_CONFIG;
-  const log = createLogger({ level: loaded.config.logLevel });
-  const events = Events.loggingTo(log);
-  for (const w of loaded.warnings) events.emit('config-warning', { warning: w });
-  if (loaded.config.embedded) {
-    events.emit('embedded-default', {
-      why: 'no --config and no HOLDFAST_CONFIG: serving the embedded default',
-      listen: loaded.config.listen,
-      hostKeys: loaded.config.hostKeys,
-      authorizedKeys: loaded.config.authorizedKeys,
-      routes: loaded.config.routes.map((r) => `${r.name}: ${r.to.map((t) => t.source).join(', ')}`),
-    });
-  }
-  const server = new HoldfastServer(loaded.config, events);
-  try {
-    await server.start();
-  } catch (err) {
-    if (err instanceof ListenError) {
-      events.emit('listen-failed', { error: err.message });
-      return EXIT_FAILURE;
-    }
-    throw err;
-  }
-  return new Promise<number>((resolve) => {
-    let signalled = false;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (signalled) {
-        events.emit('shutdown-forced', { signal: sig });
-        resolve(EXIT_OK);
-        return;
-      }
-      signalled = true;
-      events.emit('signal', { signal: sig });
-      void server.stop().then(() => resolve(EXIT_OK));
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    process.on('SIGHUP', () => reload(server, file, log));
-  });
-}
-
-/** SIGHUP (systemctl reload): re-read the config; routes, keys and limits apply to new decisions. */
-function reload(server: HoldfastServer, file: string | undefined, log: Logger): void {
-  try {
-    const loaded = loadConfig(file);
-    for (const w of loaded.warnings) server.events.emit('config-warning', { warning: w });
-    const needsRestart = server.reload(loaded.config);
-    log.setLevel(loaded.config.logLevel);
-    server.events.emit('reloaded', { config: loaded.config.source, ...(needsRestart.length ? { restartNeededFor: needsRestart } : {}) });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      server.events.emit('reload-failed', { why: 'config has errors; still running the previous config', problems: err.problems.map(formatProblem) });
-      return;
-    }
-    server.events.emit('reload-failed', { error: String(err) });
-  }
+  if (cluster.isPrimary) return (await import('../daemon/primary.js')).runPrimary(file, loaded);
+  return (await import('../daemon/worker.js')).runWorker(file, loaded);
 }
 
 async function runExplain(file: string | undefined, dest: string, user: string | undefined, from: string | undefined, gateway: boolean): Promise<number> {

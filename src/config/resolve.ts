@@ -4,6 +4,7 @@
  * key path they belong to; the loader turns that path into FILE:LINE:COL.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { ConfigParsed, KeepalivePolicy } from './schema.js';
 import { hasUserTemplate, resolveConfigPath, stateDir } from './paths.js';
@@ -64,6 +65,10 @@ export interface ResolvedConfig {
   readonly startups: StartupLimits;
   readonly connectTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
+  /** After SIGUSR2: how long the old generation's sessions may carry on. */
+  readonly drainTimeoutMs: number;
+  /** Worker processes (`auto` resolved to the number of cores). */
+  readonly workers: number;
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
   readonly keepalive: LegPolicies;
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
@@ -221,6 +226,8 @@ export function resolveConfig(
     startups,
     connectTimeoutMs: c.connectTimeout,
     shutdownTimeoutMs: c.shutdownTimeout,
+    drainTimeoutMs: c.drainTimeout,
+    workers: c.workers === 'auto' ? os.availableParallelism() : c.workers,
     logLevel: c.logLevel,
     keepalive,
     upstreams,

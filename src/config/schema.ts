@@ -203,6 +203,16 @@ export const ConfigSchema = z
       .describe('Concurrent forwarded channels allowed per client connection (each holds a socket to a target).'),
     connectTimeout: durationDefault('Bound on connecting to a destination; the user then sees "connect failed".', '10s'),
     shutdownTimeout: durationDefault('On SIGTERM/SIGINT: how long sessions get to close before they are cut.', '5s'),
+    drainTimeout: durationDefault(
+      'After an upgrade in place (SIGUSR2): how long sessions opened on the old code may carry on before they are closed with reason `shutdown` (the user\'s ssh says so).',
+      '8h',
+    ),
+    workers: z
+      .union([z.number().int().min(1).max(256), z.literal('auto')])
+      .default(1)
+      .describe(
+        'Worker processes serving sessions (`auto` = one per core). Each has its own bastion pool, window budget and startup limits. A change applies at the next SIGUSR2 (or restart).',
+      ),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Least severe level logged.'),
     keepalive: z
       .strictObject({

@@ -15,7 +15,10 @@ export const BIN = path.join(ROOT, 'bin', 'holdfast.js');
 export type LogLine = Record<string, unknown> & { event: string; level: string };
 
 export interface Holdfast {
+  /** The primary process (systemd's MainPID): it keeps the workers. */
   readonly proc: ChildProcess;
+  /** The worker that serves sessions (the first one, with several): its sockets, memory and fds. */
+  readonly pid: number;
   readonly port: number;
   readonly logs: LogLine[];
   readonly stderr: () => string;
@@ -34,11 +37,13 @@ export interface StartOptions {
   readonly netns?: string;
   /** File descriptor limit for holdfast (prlimit execs it: the pid stays holdfast's). */
   readonly nofile?: number;
+  /** The entry script (default: this checkout's bin/holdfast.js), e.g. a release behind a symlink. */
+  readonly bin?: string;
 }
 
 /** Starts holdfast with `yaml` written to DIR/holdfast.yaml (null = no --config). */
 export async function startHoldfast(dir: string, yaml: string | null, opts: StartOptions = {}): Promise<Holdfast> {
-  const args = [BIN, 'serve'];
+  const args = [opts.bin ?? BIN, 'serve'];
   if (yaml !== null) {
     const file = path.join(dir, 'holdfast.yaml');
     fs.writeFileSync(file, yaml);
@@ -81,6 +86,7 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
   const port = Number(String((started.listen as string[])[0]).split(':').pop());
   return {
     proc,
+    pid: Number(started.pid),
     port,
     logs,
     stderr: () => err,

@@ -146,14 +146,14 @@ ${route('both-on', 'alice', on, on)}${route('upstream-off', 'bob', on, off)}${ro
 
   it('client leg black-holed: holdfast closes its SSH connection to the target within the bound (2 s) + 1 s', async function () {
     this.timeout(20_000);
-    const before = tcpConnectionsTo(hf.proc.pid!, scene.sshd.port).length;
+    const before = tcpConnectionsTo(hf.pid, scene.sshd.port).length;
     const { proc } = await startSession('erin', bhClient.port, scene.sshd.port);
-    await waitFor(() => tcpConnectionsTo(hf.proc.pid!, scene.sshd.port).length === before + 1, { what: 'the upstream connection' });
+    await waitFor(() => tcpConnectionsTo(hf.pid, scene.sshd.port).length === before + 1, { what: 'the upstream connection' });
     const t0 = Date.now();
     bhClient.blackhole();
     const dead = await hf.waitForLog((l) => l.event === 'client-keepalive-timeout' && l.user === 'erin', 5000);
     const gone = await hf.waitForLog((l) => l.event === 'gateway-close' && l.user === 'erin', 5000);
-    await waitFor(() => tcpConnectionsTo(hf.proc.pid!, scene.sshd.port).length === before, { timeoutMs: 3000, what: 'the upstream socket to close' });
+    await waitFor(() => tcpConnectionsTo(hf.pid, scene.sshd.port).length === before, { timeoutMs: 3000, what: 'the upstream socket to close' });
     const socketGoneAfter = Date.now() - t0;
     console.log(`      client black-holed: client-keepalive-timeout ${at(dead) - t0} ms, upstream closed ${at(gone) - t0} ms, socket gone by ${socketGoneAfter} ms (bound 2000 ms)`);
     expect(dead).to.include({ leg: 'client', probesSent: 3 });

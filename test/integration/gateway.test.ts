@@ -276,7 +276,7 @@ routes:
 
   it('teardown: every gateway leg opened above is closed, and holdfast holds no connection to the target', async function () {
     this.timeout(20_000);
-    const pid = hf.proc.pid!;
+    const pid = hf.pid;
     await waitFor(() => tcpConnectionsTo(pid, scene.sshd.port).length === 0, { timeoutMs: 10_000, what: 'no holdfast socket to the target' });
     const opened = hf.logs.filter((l) => l.event === 'gateway-open').length;
     await waitFor(() => hf.logs.filter((l) => l.event === 'gateway-close').length === opened, { timeoutMs: 10_000, what: 'a gateway-close per gateway-open' });

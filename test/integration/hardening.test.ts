@@ -98,7 +98,7 @@ describe('hardening: what an attacker tries first', function () {
       await waitFor(() => Date.now() - t0 >= 3000, { timeoutMs: 5000, what: '3 s to pass' });
       const r = await sshJump(scene.cfg.bob!, 'bob', hf.port, scene.sshd.port, 'echo still-here');
       expect(r.stdout.toString(), r.stderr).to.equal('still-here\n');
-      const rss = rssMiB(hf.proc.pid!);
+      const rss = rssMiB(hf.pid);
       console.log(`      ${results.length} absurd opens refused; holdfast RSS ${rss.toFixed(0)} MiB; ssh -J 3 s later: ok`);
       expect(rss).to.be.below(200);
       noStackTrace(hf);
@@ -168,7 +168,7 @@ describe('hardening: what an attacker tries first', function () {
         await new Promise((r) => setTimeout(r, 5));
         c.destroy();
       }
-      console.log(`      fuzz seed ${seed}: ${sent} malformed or hostile messages over ${connections} logins; holdfast RSS ${rssMiB(hf.proc.pid!).toFixed(0)} MiB`);
+      console.log(`      fuzz seed ${seed}: ${sent} malformed or hostile messages over ${connections} logins; holdfast RSS ${rssMiB(hf.pid).toFixed(0)} MiB`);
       expect(sent).to.equal(total);
       const r = await sshJump(scene.cfg.bob!, 'bob', hf.port, scene.sshd.port, 'echo after-fuzz');
       expect(r.stdout.toString(), r.stderr).to.equal('after-fuzz\n');
@@ -257,7 +257,7 @@ describe('hardening: what an attacker tries first', function () {
       const hf = await startHoldfast(scene.dir, `${CONFIG_HEAD}loginGraceTime: 60s\nroutes:\n  - name: target\n    to: ["127.0.0.1:${scene.sshd.port}"]\n`, { nofile: 1024 });
       const socks: net.Socket[] = [];
       try {
-        const limit = fs.readFileSync(`/proc/${hf.proc.pid}/limits`, 'utf8').match(/Max open files\s+(\d+)/)![1];
+        const limit = fs.readFileSync(`/proc/${hf.pid}/limits`, 'utf8').match(/Max open files\s+(\d+)/)![1];
         expect(limit).to.equal('1024');
         let connected = 0;
         for (let i = 0; i < 1100; i++) {
@@ -289,7 +289,7 @@ describe('hardening: what an attacker tries first', function () {
       const sinks = await Promise.all(Array.from({ length: 10 }, () => listener('127.0.0.1', false)));
       const c = await login(hf.port, 'alice', scene.keys.alice!);
       try {
-        const before = rssMiB(hf.proc.pid!);
+        const before = rssMiB(hf.pid);
         const chans = await Promise.all(
           Array.from({ length: 100 }, (_, i) => new Promise<import('ssh2').ClientChannel>((res, rej) => c.forwardOut('127.0.0.1', 0, '127.0.0.1', sinks[i % 10]!.port, (e, ch) => (e ? rej(e) : res(ch))))),
         );
@@ -307,7 +307,7 @@ describe('hardening: what an attacker tries first', function () {
           },
           { timeoutMs: 60_000, what: 'all 100 channels to run out of window' },
         );
-        const stalled = rssMiB(hf.proc.pid!);
+        const stalled = rssMiB(hf.pid);
         console.log(`      100 stalled channels: holdfast RSS ${before.toFixed(0)} -> ${stalled.toFixed(0)} MiB (+${(stalled - before).toFixed(0)}) with ${100 * 24} MiB offered`);
         expect(stalled - before).to.be.below(300);
         for (const ch of chans) ch.close();

@@ -108,7 +108,7 @@ routes:
 
   it('TCP options on the upstream socket are read back and match the route', async function () {
     this.timeout(30_000);
-    const pid = hf.proc.pid!;
+    const pid = hf.pid;
     const a = sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'sleep 2');
     const c = sshJump(scene.cfg.carol!, 'carol', hf.port, scene.sshd.port, 'sleep 2');
     await waitFor(() => tcpConnectionsTo(pid, scene.sshd.port).length >= 2, { what: 'two upstream sockets' });
@@ -148,7 +148,7 @@ routes:
       expect(close.reason).to.equal('client-keepalive-timeout');
       // The target's sshd sees its TCP connection closed.
       await waitFor(() => sshdLines(scene).length > sshdSessionsBefore, { timeoutMs: 3000, what: 'sshd to log the closed connection' });
-      expect(tcpConnectionsTo(hf.proc.pid!, scene.sshd.port)).to.deep.equal([]);
+      expect(tcpConnectionsTo(hf.pid, scene.sshd.port)).to.deep.equal([]);
       process.kill(child, 'SIGCONT');
     } finally {
       outer.kill('SIGKILL');

@@ -42,7 +42,7 @@ describe('teardown: no sockets, timers or upstream connections left behind', fun
 
   it('20 sequential and 20 concurrent sessions leave the fd count where it started', async function () {
     this.timeout(120_000);
-    const pid = hf.proc.pid!;
+    const pid = hf.pid;
     // One session first, so lazily opened handles (DNS, crypto) are part of the baseline.
     const warm = await sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'true');
     expect(warm.code).to.equal(0);

@@ -123,7 +123,7 @@ ${['b1', 'b1-changed', 'b1-changed-new', 'b1-unknown', 'b1-new', 'b1-badkey']
     expect(hf.logs.filter((l) => l.event === 'upstream-open' && l.upstream === 'b1').length - opensBefore).to.equal(1);
     const closed = await hf.waitForLog((l) => l.event === 'upstream-close' && l.upstream === 'b1' && Date.parse(String(l.time)) > Date.now() - 10_000 && l.reason === 'upstream-idle', 6000);
     expect(closed.channels).to.equal(0);
-    await waitFor(() => tcpConnectionsTo(hf.proc.pid!, b1.port).length === 0, { timeoutMs: 3000, what: 'no socket to the bastion' });
+    await waitFor(() => tcpConnectionsTo(hf.pid, b1.port).length === 0, { timeoutMs: 3000, what: 'no socket to the bastion' });
   });
 
   it('a chain of two bastions works', async function () {

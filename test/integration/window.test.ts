@@ -59,7 +59,7 @@ describe('channel windows through holdfast', function () {
   const open = (port: number) =>
     new Promise<ssh2.ClientChannel>((resolve, reject) => client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, ch) => (err ? reject(err) : resolve(ch))));
 
-  const rssMiB = () => Number(fs.readFileSync(`/proc/${hf.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
+  const rssMiB = () => Number(fs.readFileSync(`/proc/${hf.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
 
   it('grows to 16 MiB for a target that keeps up; for 6 targets that never read, stops growing and holds holdfast\'s memory to the windows granted', async function () {
     this.timeout(60_000);

@@ -1,0 +1,233 @@
+/**
+ * The primary process: systemd's MainPID, and nothing but a keeper of workers. It serves no SSH and
+ * holds no session; the cluster module keeps the listening sockets here and hands each accepted
+ * connection to a worker (src/daemon/worker.ts), so a listener outlives any one worker.
+ *
+ * Why the cluster module (docs/architecture.md): an upgrade in place must load new code for new
+ * connections while old sessions keep the old code, in the same MainPID, with no connection refused.
+ * Forking a new generation of workers from the path the operator named (a symlink switched to the new
+ * release is followed at each fork), waiting until it listens, then draining the old generation does
+ * exactly that: the shared listening socket never closes, and a draining worker only stops accepting.
+ *
+ * Signals: SIGUSR2 = upgrade; SIGHUP = reload (forwarded to every worker, draining ones too: a route
+ * removed must stop new channels on old sessions as well); SIGTERM/SIGINT = shut down (every worker
+ * closes its sessions within shutdownTimeout; a second signal cuts at once). A worker that dies
+ * unasked is replaced (after a pause when it keeps dying) and logged.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { ConfigError, formatProblem } from '../config/errors.js';
+import { createLogger } from '../log.js';
+import { Events } from '../events.js';
+import { EXIT_OK, EXIT_SOFTWARE } from '../cli/exit-codes.js';
+import { isFromWorker, type ToWorker } from './messages.js';
+
+/** Crashes within this window make the next replacement wait REPLACE_BACKOFF_MS. */
+const CRASH_WINDOW_MS = 10_000;
+const CRASHES_BEFORE_BACKOFF = 3;
+const REPLACE_BACKOFF_MS = 5_000;
+/** After SIGTERM: beyond shutdownTimeout, how long workers get before they are killed. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+interface Generation {
+  readonly n: number;
+  readonly workers: Set<Worker>;
+}
+
+export function runPrimary(file: string | undefined, loaded: LoadedConfig): Promise<number> {
+  const events = Events.loggingTo(createLogger({ level: loaded.config.logLevel, base: { worker: 0 } }));
+  for (const w of loaded.warnings) events.emit('config-warning', { warning: w });
+  if (loaded.config.embedded) {
+    events.emit('embedded-default', {
+      why: 'no --config and no HOLDFAST_CONFIG: serving the embedded default',
+      listen: loaded.config.listen,
+      hostKeys: loaded.config.hostKeys,
+      authorizedKeys: loaded.config.authorizedKeys,
+      routes: loaded.config.routes.map((r) => `${r.name}: ${r.to.map((t) => t.source).join(', ')}`),
+    });
+  }
+  // The entry as named (not its real path): after `ln -sfn holdfast-X.Y.Z /opt/holdfast`, the next
+  // fork loads the new release.
+  cluster.setupPrimary({ exec: process.argv[1]!, args: process.argv.slice(2) });
+  return new Keeper(file, loaded, events).run();
+}
+
+class Keeper {
+  private current: Generation = { n: 0, workers: new Set() };
+  /** Workers of older generations, draining. */
+  private readonly old = new Set<Worker>();
+  private readonly generationOf = new Map<Worker, number>();
+  private readonly ready = new Set<Worker>();
+  /** The version each worker reported: the package.json of the code it loaded. */
+  private readonly versions = new Map<Worker, string>();
+  private readonly crashes: number[] = [];
+  private upgrading = false;
+  /** A generation being started (SIGTERM must reach it too). */
+  private starting: Generation | undefined;
+  private stopping = false;
+  private finish: (code: number) => void = () => {};
+
+  constructor(
+    private readonly file: string | undefined,
+    private loaded: LoadedConfig,
+    private readonly events: Events,
+  ) {}
+
+  async run(): Promise<number> {
+    const done = new Promise<number>((resolve) => (this.finish = resolve));
+    // Before the first fork: a signal that arrives while the workers start must not kill the primary
+    // by its default action (SIGHUP and SIGUSR2 would).
+    process.on('SIGUSR2', () => void this.upgrade());
+    process.on('SIGHUP', () => this.tellAll({ holdfast: 'reload' }));
+    process.on('SIGTERM', () => this.shutdown('SIGTERM'));
+    process.on('SIGINT', () => this.shutdown('SIGINT'));
+    this.upgrading = true; // no upgrade before the first generation serves
+    try {
+      this.current = await this.startGeneration(1, this.loaded.config.workers);
+    } catch (err) {
+      if (this.stopping) return EXIT_OK;
+      // The first generation could not serve (the port is taken, ...): the worker said why.
+      return err instanceof WorkerFailed ? err.code : EXIT_SOFTWARE;
+    } finally {
+      this.upgrading = false;
+    }
+    return done;
+  }
+
+  /** The first worker alone (it creates missing host keys), then the rest at once. */
+  private async startGeneration(n: number, count: number): Promise<Generation> {
+    const gen: Generation = { n, workers: new Set() };
+    this.starting = gen;
+    try {
+      await this.fork(gen);
+      await Promise.all(Array.from({ length: count - 1 }, () => this.fork(gen)));
+    } catch (err) {
+      for (const w of gen.workers) w.kill('SIGKILL');
+      throw err;
+    } finally {
+      this.starting = undefined;
+    }
+    return gen;
+  }
+
+  private fork(gen: Generation): Promise<Worker> {
+    const w = cluster.fork({ HOLDFAST_GENERATION: String(gen.n) });
+    gen.workers.add(w);
+    this.generationOf.set(w, gen.n);
+    w.on('exit', (code, signal) => this.exited(w, code, signal));
+    return new Promise((resolve, reject) => {
+      w.once('exit', (code) => reject(new WorkerFailed(code ?? EXIT_SOFTWARE)));
+      w.on('message', (m: unknown) => {
+        if (!isFromWorker(m) || this.ready.has(w)) return;
+        this.ready.add(w);
+        this.versions.set(w, m.version);
+        this.events.emit('worker-started', { worker: w.id, pid: m.pid, generation: gen.n, version: m.version });
+        resolve(w);
+      });
+    });
+  }
+
+  private exited(w: Worker, code: number | null, signal: string | null): void {
+    const generation = this.generationOf.get(w) ?? 0;
+    const wasReady = this.ready.delete(w);
+    this.starting?.workers.delete(w);
+    this.generationOf.delete(w);
+    this.versions.delete(w);
+    const base = { worker: w.id, pid: w.process.pid, generation, code, signal };
+    if (this.old.delete(w) || this.stopping || !this.current.workers.has(w)) {
+      this.current.workers.delete(w);
+      if (wasReady) this.events.emit('worker-exit', base);
+      return this.maybeDone();
+    }
+    this.current.workers.delete(w);
+    if (!wasReady) return; // a start that failed: startGeneration reports it
+    const now = Date.now();
+    this.crashes.push(now);
+    while (this.crashes.length && this.crashes[0]! < now - CRASH_WINDOW_MS) this.crashes.shift();
+    const wait = this.crashes.length > CRASHES_BEFORE_BACKOFF ? REPLACE_BACKOFF_MS : 0;
+    this.events.emit('worker-lost', { ...base, replaceInMs: wait });
+    const gen = this.current;
+    setTimeout(() => {
+      if (this.stopping || gen !== this.current) return;
+      this.fork(gen).catch((err: unknown) => this.events.emit('upgrade-failed', { why: `a replacement worker did not start (${String(err)})` }));
+    }, wait).unref();
+  }
+
+  /** SIGUSR2: a new generation from the code and config on disk; the old one drains once it serves. */
+  private async upgrade(): Promise<void> {
+    if (this.stopping || this.upgrading) return;
+    this.upgrading = true;
+    try {
+      try {
+        this.loaded = loadConfig(this.file);
+      } catch (err) {
+        const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : [String(err)];
+        return this.events.emit('upgrade-failed', { why: 'the config has errors: the running generation stays', problems });
+      }
+      const { workers, drainTimeoutMs } = this.loaded.config;
+      const prev = this.current;
+      this.events.emit('upgrade-begin', { from: prev.n, to: prev.n + 1, workers });
+      let next: Generation;
+      try {
+        next = await this.startGeneration(prev.n + 1, workers);
+      } catch (err) {
+        const why = err instanceof WorkerFailed ? `a new worker exited ${err.code} before serving (its log says why)` : String(err);
+        return this.events.emit('upgrade-failed', { why: `${why}: the running generation stays` });
+      }
+      if (this.stopping) return;
+      this.current = next;
+      for (const w of prev.workers) {
+        this.old.add(w);
+        this.tell(w, { holdfast: 'drain', timeoutMs: drainTimeoutMs });
+      }
+      const version = this.versionOf(next);
+      this.events.emit('upgrade-complete', { generation: next.n, version, workers: next.workers.size, draining: prev.workers.size, drainTimeoutMs });
+    } finally {
+      this.upgrading = false;
+    }
+  }
+
+  private versionOf(gen: Generation): string {
+    return [...gen.workers].map((w) => this.versions.get(w)).find(Boolean) ?? '?';
+  }
+
+  private shutdown(signal: NodeJS.Signals): void {
+    if (this.stopping) {
+      this.events.emit('shutdown-forced', { signal });
+      for (const w of this.all()) w.process.kill('SIGKILL');
+      return this.finish(EXIT_OK);
+    }
+    this.stopping = true;
+    this.events.emit('signal', { signal });
+    this.tellAll({ holdfast: 'shutdown' });
+    setTimeout(() => {
+      for (const w of this.all()) w.process.kill('SIGKILL');
+      this.finish(EXIT_OK);
+    }, this.loaded.config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS).unref();
+    this.maybeDone();
+  }
+
+  private maybeDone(): void {
+    if (this.stopping && this.all().length === 0) this.finish(EXIT_OK);
+  }
+
+  private all(): Worker[] {
+    return [...new Set([...this.current.workers, ...(this.starting?.workers ?? []), ...this.old])];
+  }
+
+  private tellAll(m: ToWorker): void {
+    for (const w of this.all()) this.tell(w, m);
+  }
+
+  /** A worker not serving yet has no handler for messages: it is stopped with SIGTERM instead. */
+  private tell(w: Worker, m: ToWorker): void {
+    if (w.isConnected() && this.ready.has(w)) w.send(m);
+    else if (m.holdfast !== 'reload') w.process.kill('SIGTERM');
+  }
+}
+
+class WorkerFailed extends Error {
+  constructor(readonly code: number) {
+    super(`worker exited ${code}`);
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * A worker: one HoldfastServer in a cluster worker process, serving sessions. The primary
+ * (src/daemon/primary.ts) tells it what to do (src/daemon/messages.ts): reload on SIGHUP; drain after
+ * an upgrade (stop accepting; its sessions carry on until they end, or until drainTimeout closes them
+ * with reason `shutdown`); shut down on SIGTERM. Signals are the primary's (systemd's KillMode=mixed
+ * sends them to MainPID only); a worker sent SIGTERM directly shuts down the same way, and one whose
+ * primary has gone (the IPC channel closed) too.
+ */
+import cluster from 'node:cluster';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { ConfigError, formatProblem } from '../config/errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { Events } from '../events.js';
+import { HoldfastServer, ListenError } from '../server.js';
+import { VERSION } from '../version.js';
+import { EXIT_FAILURE, EXIT_OK } from '../cli/exit-codes.js';
+import { isToWorker, type FromWorker } from './messages.js';
+
+export async function runWorker(file: string | undefined, loaded: LoadedConfig): Promise<number> {
+  const log = createLogger({ level: loaded.config.logLevel, base: { worker: cluster.worker?.id ?? 0 } });
+  const events = Events.loggingTo(log);
+  const server = new HoldfastServer(loaded.config, events);
+  try {
+    await server.start();
+  } catch (err) {
+    if (err instanceof ListenError) {
+      events.emit('listen-failed', { error: err.message });
+      return EXIT_FAILURE;
+    }
+    throw err;
+  }
+  const ready: FromWorker = { holdfast: 'ready', version: VERSION, pid: process.pid };
+  process.send?.(ready);
+  return new Promise<number>((resolve) => {
+    let ending = false;
+    const end = (how: Promise<void>) => {
+      if (ending) return;
+      ending = true;
+      void how.then(() => resolve(EXIT_OK));
+    };
+    process.on('message', (m: unknown) => {
+      if (!isToWorker(m)) return;
+      if (m.holdfast === 'reload') reload(server, file, log);
+      else if (m.holdfast === 'drain') end(server.drain(m.timeoutMs));
+      else end(server.stop());
+    });
+    process.on('SIGTERM', () => end(server.stop()));
+    // A terminal's Ctrl-C reaches the whole process group: the primary decides for everyone.
+    for (const sig of ['SIGINT', 'SIGHUP', 'SIGUSR2'] as const) process.on(sig, () => {});
+    process.on('disconnect', () => end(server.stop()));
+  });
+}
+
+/** Re-read the config: routes, keys, limits and keepalive apply to the next decision. */
+function reload(server: HoldfastServer, file: string | undefined, log: Logger): void {
+  try {
+    const loaded = loadConfig(file);
+    for (const w of loaded.warnings) server.events.emit('config-warning', { warning: w });
+    const needsRestart = server.reload(loaded.config);
+    log.setLevel(loaded.config.logLevel);
+    server.events.emit('reloaded', { config: loaded.config.source, ...(needsRestart.length ? { restartNeededFor: needsRestart } : {}) });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      server.events.emit('reload-failed', { why: 'config has errors; still running the previous config', problems: err.problems.map(formatProblem) });
+      return;
+    }
+    server.events.emit('reload-failed', { error: String(err) });
+  }
+}

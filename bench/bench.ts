@@ -90,6 +90,39 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
     }
   }
 
+  if (cfg.rows.has('bulk')) {
+    // Two transfers at once: one worker relays both on one core; `workers: 2` spreads them.
+    const file = path.join(lab.dir, 'bulk.bin');
+    const hash = await sha256(file);
+    const pair = async (p: Path) => (2 * cfg.bulkBytes) / MiB / Math.max(...(await Promise.all([bulk(lab, p, 'up', file, hash), bulk(lab, p, 'up', file, hash)])));
+    const one: number[] = [];
+    const two: number[] = [];
+    const sdPair: number[] = [];
+    for (let i = 0; i < cfg.bulkRuns; i++) {
+      one.push(await pair(hf));
+      sdPair.push(await pair(sd));
+    }
+    await lab.restartHoldfast('workers: 2\n');
+    for (let i = 0; i < cfg.bulkRuns; i++) {
+      two.push(await pair(hf));
+      sdPair.push(await pair(sd));
+    }
+    await lab.restartHoldfast();
+    log(`  2 uploads at once: holdfast workers: 2 ${fmt(stat(two).median)} MiB/s, workers: 1 ${fmt(stat(one).median)}, sshd ${fmt(stat(sdPair).median)}`);
+    rows.push({
+      id: 'bulk-workers',
+      figure: `2 uploads of ${cfg.bulkBytes / MiB} MiB at once, aggregate (holdfast with workers: 2)`,
+      unit: 'MiB/s',
+      better: 'higher',
+      holdfast: stat(two),
+      sshd: stat(sdPair),
+      ratio: stat(two.map((v, i) => v / sdPair[cfg.bulkRuns + i]!)),
+      target: '≥ 1.25 × sshd',
+      met: stat(two).median >= 1.25 * stat(sdPair).median,
+      note: `workers: 1 = ${fmt(stat(one).median)} MiB/s; workers: 2 / workers: 1 = ${fmt(stat(two).median / stat(one).median, 2)}`,
+    });
+  }
+
   if (cfg.rows.has('setup')) {
     const r = { hf: [] as number[], sd: [] as number[] };
     for (let i = 0; i < cfg.setupRuns; i++) {

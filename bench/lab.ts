@@ -31,7 +31,8 @@ export interface Lab {
   /** The holdfast running now (see restartHoldfast). */
   readonly holdfast: Holdfast;
   /** A fresh holdfast process (same config, new port): memory measured from a clean start. */
-  restartHoldfast(): Promise<void>;
+  /** `extraYaml`: top-level keys added to the config (e.g. `workers: 2`). */
+  restartHoldfast(extraYaml?: string): Promise<void>;
   /** Log lines with this event, over every holdfast process of the lab. */
   holdfastEvents(event: string): number;
   readonly jumpSshd: Sshd;
@@ -75,8 +76,8 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     'LoginGraceTime 120',
   ]);
   fs.writeFileSync(path.join(dir, 'known_hosts'), `${knownHostsLine(sshdHostKey({ dir }), target.port)}\n`);
-  const holdfastYaml = () => 
-    `${CONFIG_HEAD}maxChannels: 100
+  const holdfastYaml = (extra = '') =>
+    `${CONFIG_HEAD}${extra}maxChannels: 100
 maxStartups: "10000:30:10000"
 perSourceMaxStartups: none
 keepalive:
@@ -109,7 +110,8 @@ routes:
       get port() {
         return holdfast.port;
       },
-      pids: () => [holdfast.proc.pid!],
+      // The primary and its workers.
+      pids: () => [holdfast.proc.pid!, ...descendants(holdfast.proc.pid!, 100_000)],
     },
     sshd: { name: 'sshd', port: jumpSshd.port, pids: () => [jumpSshd.proc.pid!, ...descendants(jumpSshd.proc.pid!, 100_000)] },
   };
@@ -120,10 +122,13 @@ routes:
     get holdfast() {
       return holdfast;
     },
-    async restartHoldfast() {
+    async restartHoldfast(extraYaml = '') {
       for (const l of holdfast.logs) pastEvents.set(l.event, (pastEvents.get(l.event) ?? 0) + 1);
       await holdfast.stop();
-      holdfast = await startHoldfast(dir, holdfastYaml(), { nodeArgs: opts.holdfastNodeArgs ?? [] });
+      holdfast = await startHoldfast(dir, holdfastYaml(extraYaml), { nodeArgs: opts.holdfastNodeArgs ?? [] });
+      // With several workers, wait until every one serves.
+      const want = Number(/workers: (\d+)/.exec(extraYaml)?.[1] ?? 1);
+      await holdfast.waitForLog(() => holdfast.logs.filter((l) => l.event === 'worker-started').length >= want, 15_000, `${want} workers`);
     },
     holdfastEvents: (event) => (pastEvents.get(event) ?? 0) + holdfast.logs.filter((l) => l.event === event).length,
     jumpSshd,

@@ -72,7 +72,7 @@ describe('npm run bench: the benchmark itself, on a tiny size', function () {
     };
     const result = await runBench(lab, cfg, () => {});
     const ids = result.rows.map((r) => r.id);
-    expect(ids).to.deep.equal(['bulk-up', 'bulk-down', 'setup', 'latency-p50', 'latency-p99', 'idle-rss-6', 'idle-cpu-6', 'lfn-jump', 'lfn-gateway']);
+    expect(ids).to.deep.equal(['bulk-up', 'bulk-down', 'bulk-workers', 'setup', 'latency-p50', 'latency-p99', 'idle-rss-6', 'idle-cpu-6', 'lfn-jump', 'lfn-gateway']);
     for (const r of result.rows) {
       expect(r.holdfast.median, `${r.id} holdfast`).to.be.a('number').and.not.NaN;
       expect(r.sshd.median, `${r.id} sshd`).to.be.a('number').and.not.NaN;

@@ -12,6 +12,7 @@ import { startHoldfast } from '../helpers/holdfast.js';
 import { holdfast } from '../helpers/cli.js';
 import { publicKey, tempDir } from '../helpers/tmp.js';
 import { run, sshJump } from '../helpers/ssh.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('holdfast serve', function () {
   let scene: Scene;
@@ -93,6 +94,33 @@ describe('holdfast serve', function () {
     const hf = await startHoldfast(scene.dir, oneRouteConfig(scene));
     expect(await hf.stop('SIGINT')).to.equal(0);
     expect(hf.logs.some((l) => l.event === 'shutdown-complete')).to.equal(true);
+  });
+
+  it('a second SIGTERM cuts at once: a worker that cannot answer (SIGSTOPped) is killed, every process exits 0', async function () {
+    this.timeout(30_000);
+    const hf = await startHoldfast(scene.dir, oneRouteConfig(scene, 'shutdownTimeout: 20s\n'));
+    const worker = hf.pid;
+    process.kill(worker, 'SIGSTOP');
+    hf.proc.kill('SIGTERM');
+    await hf.waitForLog((l) => l.event === 'signal' && l.worker === 0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(hf.proc.exitCode, 'the first SIGTERM waits for the worker (shutdownTimeout 20s)').to.equal(null);
+    const t0 = Date.now();
+    // Signalled by hand (not hf.stop(), which would also kill what is left behind).
+    const exited = new Promise<number | null>((r) => hf.proc.once('exit', (c) => r(c)));
+    hf.proc.kill('SIGTERM');
+    expect(await exited).to.equal(0);
+    expect(Date.now() - t0).to.be.lessThan(3000);
+    expect(hf.logs.some((l) => l.event === 'shutdown-forced')).to.equal(true);
+    const gone = () => {
+      try {
+        process.kill(worker, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    await waitFor(gone, { timeoutMs: 3000, what: 'the stopped worker to be killed' });
   });
 
   it('SIGHUP reloads routes; a broken config on reload is refused and the old one kept', async function () {

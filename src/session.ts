@@ -184,7 +184,8 @@ export class Session implements SessionScope {
     if (this.closing) return authCtx.reject();
     const pk = authCtx.method === 'publickey' ? (authCtx as PublicKeyAuthContext) : undefined;
     const t = this.gateway?.target;
-    const fields = { ...this.who(), method: authCtx.method, ...(t ? { target: t } : {}), ...(pk ? { keyType: pk.key.algo, fingerprint: fingerprintOf(pk.key.data) } : {}) };
+    const key = pk ? { keyType: pk.key.algo, fingerprint: fingerprintOf(pk.key.data) } : undefined;
+    const fields = { ...this.who(), method: authCtx.method, ...(t ? { target: t } : {}), ...key };
     const v = authVerdict(
       { method: authCtx.method, user: this.user, key: pk?.key, hashAlgo: pk?.hashAlgo, signature: pk?.signature, blob: pk?.blob },
       this.ctx.keys(),
@@ -197,7 +198,7 @@ export class Session implements SessionScope {
     if (v.kind === 'key-ok') return authCtx.accept(); // "this key would do": the client signs next
     if (v.kind === 'accept') {
       this.authKey = v.entry;
-      this.ctx.events.emit('auth-accepted', { ...fields, keyType: pk!.key.algo, fingerprint: fingerprintOf(pk!.key.data), keyFile: v.file, keyLine: v.entry.line });
+      this.ctx.events.emit('auth-accepted', { ...fields, ...key!, keyFile: v.file, keyLine: v.entry.line });
       return authCtx.accept();
     }
     const max = this.ctx.config().maxAuthTries;

@@ -24,13 +24,13 @@ import type { Lookup } from '../routing/resolve-destination.js';
 import type { AddressGuard } from '../routing/guard.js';
 import { connectTcp, ConnectError, describeConnectError } from './tcp-upstream.js';
 import { dialSsh, UpstreamDialError } from './ssh-dial.js';
-import { planGateway } from '../routing/plan.js';
+import { planGateway, type GatewayRefusalCode } from '../routing/plan.js';
 
 /** Why the target could not be reached, in words for the user's terminal and the log. */
 export class GatewayRefused extends Error {
   override name = 'GatewayRefused';
   constructor(
-    readonly code: 'no-route' | 'invalid-destination' | 'unresolved' | 'connect-failed' | 'login-failed' | 'closed',
+    readonly code: GatewayRefusalCode | 'connect-failed' | 'login-failed' | 'closed',
     message: string,
     readonly route?: string,
   ) {
@@ -85,7 +85,7 @@ export class GatewayUpstream {
     if (plan.kind === 'refused') {
       if (plan.code === 'unresolved') events.emit('gateway-connect-failed', { ...who, dst: this.dst, route: plan.route!, why: plan.why, code: plan.code });
       else events.emit('gateway-refused', { ...who, dst: this.dst, why: plan.why, code: plan.code });
-      throw new GatewayRefused(plan.code === 'unresolved' ? 'unresolved' : plan.code === 'no-route' ? 'no-route' : 'invalid-destination', plan.told, plan.route);
+      throw new GatewayRefused(plan.code, plan.told, plan.route);
     }
     const { route, address } = plan;
     const g = route.gateway!;

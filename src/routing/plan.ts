@@ -19,9 +19,12 @@ import { canonicalDestination, resolveAndRoute, type Canonical, type Lookup } fr
 
 export type RefusalCode = 'invalid-destination' | 'port-forwarding-disabled' | 'permitopen' | 'max-channels' | 'no-route' | 'unresolved';
 
-export interface Refusal {
+/** The refusals a gateway login can get (planGateway). */
+export type GatewayRefusalCode = Extract<RefusalCode, 'invalid-destination' | 'no-route' | 'unresolved'>;
+
+export interface Refusal<C extends RefusalCode = RefusalCode> {
   readonly kind: 'refused';
-  readonly code: RefusalCode;
+  readonly code: C;
   /** For the log line. */
   readonly why: string;
   /** What the user's ssh prints ("open failed: <failure>: <told>"). */
@@ -70,7 +73,7 @@ export function routesFor(config: ResolvedConfig, mode: 'jump' | 'gateway'): Res
   return config.routes.filter((r) => (r.gateway !== undefined) === (mode === 'gateway'));
 }
 
-function refusal(code: RefusalCode, dst: string, why: string, told: string, failure: OpenFailure = 'prohibited', route?: string): Refusal {
+function refusal<C extends RefusalCode>(code: C, dst: string, why: string, told: string, failure: OpenFailure = 'prohibited', route?: string): Refusal<C> {
   return { kind: 'refused', code, why, told, failure, dst, route };
 }
 
@@ -115,7 +118,7 @@ export function checkDestination(req: ChannelRequest, config: ResolvedConfig): R
 }
 
 /** A gateway login `user+host[+port]`: the target's route and address, or why not (told on the user's terminal). */
-export async function planGateway(user: string, target: { host: string; port: number }, env: PlanEnv): Promise<GatewayPlan | Refusal> {
+export async function planGateway(user: string, target: { host: string; port: number }, env: PlanEnv): Promise<GatewayPlan | Refusal<GatewayRefusalCode>> {
   const dst = formatDestination({ ...target, address: target.host });
   const asked = canonicalDestination(target.host, target.port);
   if (!asked.ok) return refusal('invalid-destination', dst, `not a destination: ${asked.why}`, `${dst} is not a valid destination (${asked.why})`);

@@ -100,20 +100,7 @@ export class GatewaySession {
       },
     });
     // The gateway route is in the client leg's policy set from `routed` on: the record needs none.
-    const rec: ChannelRecord = {
-      id,
-      dst: leg.dst,
-      route: undefined,
-      openedAt: gc.openedAt,
-      close: () => gc.close('session-closed'),
-      get bytesUp() {
-        return gc.bytesUp;
-      },
-      get bytesDown() {
-        return gc.bytesDown;
-      },
-      release: () => {},
-    };
+    const rec: ChannelRecord = { id, dst: leg.dst, route: undefined, relay: gc, close: () => gc.close('session-closed'), release: () => {} };
     this.channels.add(gc);
     s.registry.add(rec, false);
   }

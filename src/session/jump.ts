@@ -90,20 +90,7 @@ function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject:
     (reason, error) => closed(s, rec, jc, leg, reason, error),
     s.windowBudgets(),
   );
-  const rec: ChannelRecord = {
-    id,
-    dst,
-    route,
-    openedAt: jc.openedAt,
-    close: (reason) => jc.close(reason),
-    get bytesUp() {
-      return jc.bytesUp;
-    },
-    get bytesDown() {
-      return jc.bytesDown;
-    },
-    release: () => leg.release(),
-  };
+  const rec: ChannelRecord = { id, dst, route, relay: jc, close: (reason) => jc.close(reason), release: () => leg.release() };
   s.registry.add(rec);
   // A pooled bastion connection that dies ends its channels with its reason.
   leg.onLost((reason, detail) => jc.close(reason, detail));
@@ -139,7 +126,7 @@ function closed(s: SessionScope, rec: ChannelRecord, jc: JumpChannel, leg: Upstr
     ...(error ? { error } : {}),
     bytesUp: jc.bytesUp,
     bytesDown: jc.bytesDown,
-    durationMs: Date.now() - rec.openedAt,
+    durationMs: Date.now() - jc.openedAt,
     windowMiB: Math.round((jc.maxWindow / 1048576) * 10) / 10,
   });
 }

@@ -11,16 +11,21 @@ import type { PolicySet } from '../keepalive/policy-set.js';
 /** Destinations named in one session-close line; the rest are only counted in `channels`. */
 const MAX_LOGGED_DESTINATIONS = 20;
 
+/** What the registry reads of a relay (JumpChannel, GatewayChannel). */
+export interface Relay {
+  readonly openedAt: number;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+}
+
 export interface ChannelRecord {
   readonly id: number;
   readonly dst: string;
   /** The route the channel runs under (its client-leg policy counts); undefined before it is known. */
   readonly route: ResolvedRoute | undefined;
-  readonly openedAt: number;
+  readonly relay: Relay;
   /** Ends the relay (idempotent); its close comes back here as remove(). */
   close(reason: ChannelCloseReason): void;
-  readonly bytesUp: number;
-  readonly bytesDown: number;
   /** Gives back what the upstream leg holds (a pooled bastion channel). */
   release(): void;
 }
@@ -65,8 +70,8 @@ export class ChannelRegistry {
   remove(rec: ChannelRecord): void {
     if (!this.records.delete(rec)) return;
     rec.release();
-    this.bytesUp += rec.bytesUp;
-    this.bytesDown += rec.bytesDown;
+    this.bytesUp += rec.relay.bytesUp;
+    this.bytesDown += rec.relay.bytesDown;
     this.clientPolicies.remove(rec);
   }
 

@@ -86,6 +86,11 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
   const workerStarts = () => hf.logs.filter((l) => l.event === 'worker-started');
   const upgraded = (generation: number) => hf.waitForLog((l) => l.event === 'upgrade-complete' && l.generation === generation, 20_000, `upgrade to generation ${generation}`);
   const holdingSession = (input: PassThrough) => sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'read line; echo "got $line"', { input, timeoutMs: 60_000 });
+  /** `ln -sfn RELEASE current`, atomically (a new link renamed over the old one). */
+  const switchTo = (release: string) => {
+    fs.symlinkSync(release, `${current}.new`);
+    fs.renameSync(`${current}.new`, current);
+  };
   const channelOpens = () => hf.logs.filter((l) => l.event === 'channel-open').length;
 
   before(async function () {
@@ -123,8 +128,7 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
     await waitFor(() => upload.state.sent >= 24 * MiB, { timeoutMs: 20_000, what: '24 MiB uploaded' });
 
     // The README's upgrade: the new release beside the old one, the symlink switched, then USR2.
-    fs.symlinkSync(path.join(releases, 'holdfast-2'), `${current}.new`);
-    fs.renameSync(`${current}.new`, current);
+    switchTo(path.join(releases, 'holdfast-2'));
     const logins: Array<Promise<SshResult>> = [];
     const login = (i: number) => logins.push(sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, `echo login-${i}`, { timeoutMs: 30_000 }));
     for (let i = 0; i < 4; i++) login(i);
@@ -231,13 +235,11 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
     const broken = path.join(releases, 'holdfast-broken');
     makeRelease(broken, `${pkgVersion}-broken`);
     fs.writeFileSync(path.join(broken, 'bin', 'holdfast.js'), "#!/usr/bin/env node\nthrow new Error('this release is broken');\n");
-    fs.symlinkSync(broken, `${current}.new`);
-    fs.renameSync(`${current}.new`, current);
+    switchTo(broken);
     const failures = () => hf.logs.filter((l) => l.event === 'upgrade-failed').length;
     process.kill(hf.proc.pid!, 'SIGUSR2');
     await waitFor(() => failures() === 1, { timeoutMs: 15_000, what: 'upgrade-failed (broken release)' });
-    fs.symlinkSync(path.join(releases, 'holdfast-2'), `${current}.new`);
-    fs.renameSync(`${current}.new`, current);
+    switchTo(path.join(releases, 'holdfast-2'));
     fs.writeFileSync(configFile(), `${config('drainTimeout: 2s\n')}bogusKey: 1\n`);
     process.kill(hf.proc.pid!, 'SIGUSR2');
     await waitFor(() => failures() === 2, { timeoutMs: 15_000, what: 'upgrade-failed (bad config)' });

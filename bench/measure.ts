@@ -178,7 +178,8 @@ function cpuSeconds(pids: number[]): number {
 export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log: (s: string) => void = () => {}, settleS = 10): Promise<IdleResult> {
   const key = fs.readFileSync(lab.key);
   const baseSink = lab.sink.count();
-  const rssBeforeKiB = rssKiB(jump.pids());
+  const pidsBefore = jump.pids();
+  const rssBeforeKiB = rssKiB(pidsBefore);
   const clients: InstanceType<typeof ssh2.Client>[] = [];
   const t0 = performance.now();
   const concurrency = 48; // under sshd's MaxStartups and holdfast's accept rate alike
@@ -224,7 +225,9 @@ export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log
   const c1 = cpuSeconds(jump.pids());
   for (const c of clients) c.destroy();
   const gone = Date.now() + 60_000;
-  while ((lab.sink.count() > baseSink || jump.pids().length > 1) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+  // Until the sessions are gone: sshd's per-connection processes have exited (holdfast's primary and
+  // workers stay).
+  while ((lab.sink.count() > baseSink || jump.pids().length > pidsBefore.length) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
   return {
     sessions,
     rssBeforeKiB,

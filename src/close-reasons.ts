@@ -33,6 +33,15 @@ export const CLOSE_REASONS = {
   'client-closed': { scopes: ['gateway-channel'], meaning: 'the user closed the session channel' },
   'target-refused': { scopes: ['gateway-channel'], meaning: 'the target refused the shell, command or subsystem (the user sees why)' },
   'upstream-gone': { scopes: ['gateway-channel'], meaning: 'the gateway leg died; the user saw one line saying why' },
+  'access-revoked': {
+    scopes: ['session', 'channel', 'gateway', 'gateway-channel'],
+    meaning: "a reload (SIGHUP) took the access away: the key left authorized_keys, its expiry-time passed or its from= no longer matches (the session ends), or no route allows the channel's destination any more (that channel ends); the `detail` says what changed",
+  },
+  'idle-timeout': {
+    scopes: ['session', 'channel', 'gateway-channel'],
+    meaning: 'no channel data either way for the route\'s `idleTimeout` (keepalive traffic does not count), or a connection with no channel for the top-level `idleTimeout`',
+  },
+  'session-time-limit': { scopes: ['session', 'channel', 'gateway', 'gateway-channel'], meaning: "the connection reached the `maxSessionTime` of a route it has a channel on, however busy" },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type CloseReason = keyof typeof CLOSE_REASONS;
@@ -45,9 +54,13 @@ export type BastionCloseReason = ReasonIn<'bastion'>;
 export type GatewayCloseReason = ReasonIn<'gateway'>;
 export type GatewayChannelCloseReason = ReasonIn<'gateway-channel'>;
 
-/** What a session's close means for everything on it: shutdown and a dead client leg say so; the rest is "session-closed". */
-export function childReason(reason: SessionCloseReason): 'shutdown' | 'client-keepalive-timeout' | 'session-closed' {
-  return reason === 'shutdown' || reason === 'client-keepalive-timeout' ? reason : 'session-closed';
+/** Reasons a session passes on to everything on it; any other close is "session-closed" for them. */
+const PASSED_ON = ['shutdown', 'client-keepalive-timeout', 'access-revoked', 'session-time-limit'] as const;
+export type ChildReason = (typeof PASSED_ON)[number] | 'session-closed';
+
+/** What a session's close means for everything on it. */
+export function childReason(reason: SessionCloseReason): ChildReason {
+  return (PASSED_ON as readonly string[]).includes(reason) ? (reason as ChildReason) : 'session-closed';
 }
 
 /** The gateway leg died: the session ends with the same reason when it has one, else upstream-error. */

@@ -30,6 +30,13 @@ export interface TimeoutReport {
   idleMs: number;
 }
 type Why = { why: string };
+/** What a reload did to the live sessions of one worker (src/server.ts). */
+export interface ReapplyCounts {
+  sessions: number;
+  legsReplanned: number;
+  sessionsRevoked: number;
+  channelsRevoked: number;
+}
 /** A worker as the primary names it: cluster id, process id, generation (1 at start, +1 per upgrade). */
 type WorkerId = { worker: number; pid: number | undefined; generation: number };
 
@@ -57,7 +64,10 @@ export const EVENTS = {
   'tcp-keepalive-degraded': ev<Why & { effect: string; fix: string }>('warn', 'per-socket TCP keepalive options cannot be set; Node defaults apply'),
   'authorized-keys-line-skipped': ev<Why & { file: string; line: number }>('warn', 'an authorized_keys line holdfast cannot use (once per edit of the file)'),
   signal: ev<{ signal: string }>('info', 'SIGTERM/SIGINT received: stopping'),
-  reloaded: ev<{ config: string; restartNeededFor?: string[] }>('info', 'SIGHUP: the config was re-read (and what only a restart changes)'),
+  reloaded: ev<{ config: string; restartNeededFor?: string[] } & ReapplyCounts>(
+    'info',
+    'SIGHUP: the config was re-read and applied to the live sessions too: `sessions` re-checked, `legsReplanned` (legs whose keepalive changed), `sessionsRevoked` and `channelsRevoked` (access taken away); and what only a restart changes',
+  ),
   'reload-failed': ev<{ why?: string; problems?: string[]; error?: string }>('error', 'SIGHUP: the new config has errors; the previous one stays'),
   'shutdown-begin': ev<{ sessions: number; timeoutMs: number }>('info', 'stopping: listeners closed, sessions told'),
   'shutdown-forced': ev<{ signal: string }>('warn', 'a second signal: exiting at once'),
@@ -81,6 +91,12 @@ export const EVENTS = {
   'channel-connect-failed': ev<Who & Why & { dst: string; addr?: string; route?: string; upstream?: string; via?: string; code: string }>('warn', 'a route allowed the channel but the upstream leg could not be had'),
   'channel-open': ev<Who & { dst: string; addr?: string; route: Opt<string>; channel: number; kind?: string; command?: string; clientKeepalive: Opt<string>; upstreamKeepalive: Opt<LogFields>; }>('info', "a channel is relaying, with the client leg's policy and the upstream socket's keepalive options as read back"),
   'channel-close': ev<Who & { dst: Opt<string>; addr?: string; route: Opt<string>; channel: number; kind?: string; reason: CloseReason; error?: string; detail?: string; bytesUp: number; bytesDown: number; durationMs: number; windowMiB?: number; }>('info', 'a channel ended: reason, bytes, duration, `windowMiB` (largest receive window granted)'),
+  'access-revoked': ev<Who & Why & { dst?: string; channel?: number; route?: string }>('warn', 'a reload took access away from a live session (its key) or channel (its route): what changed; it closes with reason `access-revoked`'),
+  'leg-replanned': ev<{ session: string; leg: 'client' | 'upstream'; layer: 'ssh' | 'tcp'; policy: string; channel?: number; dst?: string; route?: string; routes?: string[]; tcp?: LogFields }>(
+    'info',
+    "a reload changed a live leg's keepalive: the new policy, and for a raw TCP leg the socket options as read back",
+  ),
+  'limit-warning': ev<Who & { limit: 'idle-timeout' | 'session-time-limit'; inMs: number; channel?: number }>('info', 'gateway mode: the user was told on stderr that idleTimeout or maxSessionTime is near'),
   'gateway-request-refused': ev<Who & { dst: string; addr: Opt<string>; route: Opt<string>; channel: number; what: string }>('warn', 'a pty, agent or X11 request refused in a gateway session'),
   'keepalive-probe': ev<{ session: string; leg: 'client'; outstanding: number; routes: string[] }>('debug', 'a client-leg keepalive probe went out'),
   'client-keepalive-timeout': ev<Who & TimeoutReport & { routes: string[] }>('warn', 'the client leg is dead: policy, probes sent/answered, last RTT, idle time'),

@@ -13,7 +13,7 @@ import { loadOrCreateHostKey } from './ssh/host-keys.js';
 import { createSsh2Server } from './ssh/server-adapter.js';
 import { nativeCryptoAvailable, type Connection } from './ssh/ssh2.js';
 import { Session, type SessionContext } from './session.js';
-import type { EventMap } from './events.js';
+import type { EventMap, ReapplyCounts } from './events.js';
 import { systemLookup, type Lookup } from './routing/resolve-destination.js';
 import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
 import { UpstreamPool } from './legs/ssh-upstream.js';
@@ -234,10 +234,11 @@ export class HoldfastServer {
   }
 
   /**
-   * Applies a re-read config to new decisions (routes, authorized keys, limits, keepalive). Listeners
-   * and host keys are bound at start; the returned keys name what only a restart changes.
+   * Applies a re-read config to new decisions (routes, authorized keys, limits, keepalive) and to the
+   * live sessions (Session.reapply: access re-checked, legs re-planned). Listeners and host keys are
+   * bound at start; `restartNeededFor` names what only a restart changes.
    */
-  reload(next: ResolvedConfig): string[] {
+  reload(next: ResolvedConfig): { restartNeededFor: string[]; live: ReapplyCounts } {
     // Compared with what the process started with (what is bound now), not with the previous
     // reload: a change that was undone needs no restart any more.
     const restart: string[] = [];
@@ -246,7 +247,16 @@ export class HoldfastServer {
     if (next.authorizedKeys !== this.config.authorizedKeys) this.keys = this.newKeyStore(next.authorizedKeys);
     this.config = next;
     this.startups.setLimits(next.startups);
-    return restart;
+    const live: ReapplyCounts = { sessions: 0, legsReplanned: 0, sessionsRevoked: 0, channelsRevoked: 0 };
+    for (const session of this.sessions) {
+      const r = session.reapply();
+      if (!r) continue;
+      live.sessions++;
+      live.legsReplanned += r.legs;
+      live.sessionsRevoked += r.revoked ? 1 : 0;
+      live.channelsRevoked += r.channelsRevoked;
+    }
+    return { restartNeededFor: restart, live };
   }
 
   /**

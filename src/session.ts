@@ -1,8 +1,10 @@
 /**
  * A session is one client connection, from TCP accept to close. This file is its lifecycle only: the
  * state, the two timers, the accounting and the one summary line. The decisions and relays are
- * parts (src/session/): auth verdicts, channel plans and dials, the channel registry, gateway mode,
- * what is not offered (no shell, no -R); the client leg's keepalive is src/keepalive/ssh-leg.ts under a policy set.
+ * parts (src/session/): auth verdicts, channel plans and dials, the channel registry (with each
+ * channel's idle watch), gateway mode, what is not offered (no shell, no -R), the client leg's
+ * keepalive (client-leg.ts), the session's own limits (limits.ts) and what a reload does to a live
+ * session (reapply.ts).
  *
  *   handshake --(SSH identification: attach)--> auth --(key accepted, ssh2 'ready')--> ready
  *        \________________________\_______________________________\--> closing --> closed
@@ -10,7 +12,8 @@
  * `close(reason)` is graceful (SSH_MSG_DISCONNECT with a line the user's ssh prints; the socket is
  * destroyed after FORCE_CLOSE_MS at the latest); `destroy(reason)` drops the socket at once (a dead
  * or hostile peer). Both are idempotent; the first reason wins. `closed` settles when the socket has
- * closed and the summary line is out. Timers: `loginGrace` (accept -> ready), `forceClose`.
+ * closed and the summary line is out. Timers: `loginGrace` (accept -> ready), `forceClose`; its
+ * parts own theirs (SessionLimits: `deadline`, `unused`), all released by releaseParts().
  */
 import crypto from 'node:crypto';
 import type net from 'node:net';
@@ -23,18 +26,19 @@ import { createWindowBudget, CONNECTION_WINDOW_BUDGET, type WindowBudget } from 
 import { unmapIPv4 } from './routing/canonical.js';
 import { parseGatewayLogin } from './routing/gateway-login.js';
 import { coalesceWrites } from './legs/coalesce.js';
-import { PolicySet } from './keepalive/policy-set.js';
-import { SshLegKeepalive } from './keepalive/ssh-leg.js';
 import { statsForLog, timeoutReport } from './keepalive/report.js';
-import { describePolicy } from './keepalive/policy.js';
-import { childReason, disconnectText, type SessionCloseReason } from './close-reasons.js';
+import { childReason, disconnectText, type ChildReason, type SessionCloseReason } from './close-reasons.js';
 import type { EventMap, EventName, Who } from './events.js';
+import { formatDuration } from './config/duration.js';
 import { authVerdict } from './session/auth-verdict.js';
 import { ChannelRegistry } from './session/registry.js';
+import { roughly, SessionLimits } from './session/limits.js';
+import { ClientLeg } from './session/client-leg.js';
+import { reapply, type LiveSession, type Reapplied } from './session/reapply.js';
 import { GatewaySession } from './session/gateway.js';
 import { openJump } from './session/jump.js';
 import { refuseGlobalRequest, refuseSession, type ForwardRequest } from './session/not-offered.js';
-import type { SessionContext, SessionScope } from './session/scope.js';
+import type { SessionContext } from './session/scope.js';
 
 export type { SessionContext };
 export type SessionState = 'handshake' | 'auth' | 'ready' | 'closing' | 'closed';
@@ -44,7 +48,7 @@ const MAX_FAILURE_LINES = 20;
 /** After a graceful close, how long the DISCONNECT may take to drain before the socket is dropped. */
 const FORCE_CLOSE_MS = 1000;
 
-export class Session implements SessionScope {
+export class Session implements LiveSession {
   readonly id = crypto.randomBytes(4).toString('hex');
   readonly src: string;
   /** The client's address, IPv4-mapped ones as IPv4 (from= options, logs). */
@@ -61,13 +65,26 @@ export class Session implements SessionScope {
   private authFailures = 0;
   private sawNone = false;
   /** The client leg serves every open channel's route: it runs the strictest policy (the default with none). */
-  private readonly clientPolicies = new PolicySet<object>(
-    () => this.ctx.config().keepalive.client,
-    (p) => p && this.clientLeg?.setPolicy(p),
-  );
-  readonly registry = new ChannelRegistry(this.clientPolicies);
-  private clientLeg: SshLegKeepalive | undefined;
-  private gateway: GatewaySession | undefined;
+  readonly clientLeg = new ClientLeg(() => this.ctx.config().keepalive.client);
+  readonly registry = new ChannelRegistry(this.clientLeg.policies, {
+    changed: () => this.limitsChanged(),
+    idle: (rec, ms) => rec.close('idle-timeout', `no channel data for ${formatDuration(ms)} (idleTimeout)`),
+    idleWarning: (rec, left, ms) => {
+      rec.notice?.(`no activity for ${roughly(ms - left)}: this channel closes in ${roughly(left)} unless there is some (idleTimeout ${formatDuration(ms)})`);
+      this.ctx.events.emit('limit-warning', { ...this.who(), limit: 'idle-timeout', inMs: Math.round(left), channel: rec.id });
+    },
+  });
+  /** maxSessionTime, and idleTimeout while no channel is held (src/session/limits.ts). */
+  private readonly limits = new SessionLimits(performance.now(), {
+    timeWarning: (left, ms) => {
+      if (!this.gateway?.hasChannels) return;
+      this.gateway.notice(`this session reaches its time limit (maxSessionTime ${formatDuration(ms)}) in ${roughly(left)}`);
+      this.ctx.events.emit('limit-warning', { ...this.who(), limit: 'session-time-limit', inMs: Math.round(left) });
+    },
+    timeLimit: (route, ms) => this.endBy('session-time-limit', `maxSessionTime ${formatDuration(ms)} of route ${route} reached`),
+    unused: (ms) => this.close('idle-timeout', `no channel for ${formatDuration(ms)} (idleTimeout)`),
+  });
+  gateway: GatewaySession | undefined;
   private readonly abort = new AbortController();
   private reason: SessionCloseReason | undefined;
   private detail: string | undefined;
@@ -128,7 +145,7 @@ export class Session implements SessionScope {
   }
 
   clientKeepalive(): string | undefined {
-    return this.clientLeg ? describePolicy(this.clientLeg.policy) : undefined;
+    return this.clientLeg.describe();
   }
 
   windowBudgets(): WindowBudget[] {
@@ -162,8 +179,8 @@ export class Session implements SessionScope {
     this.startupEnded();
     if (this.closing) return;
     this.state = 'ready';
-    const routes = () => this.clientPolicies.labels();
-    this.clientLeg = new SshLegKeepalive(this.clientPolicies.current()!, this.socket, serverProbe(conn), {
+    const routes = () => this.clientLeg.policies.labels();
+    this.clientLeg.start(this.socket, serverProbe(conn), {
       dead: (stats, p) => {
         this.ctx.events.emit('client-keepalive-timeout', { ...this.who(), routes: routes(), ...timeoutReport('client', 'ssh', p, stats) });
         this.destroy('client-keepalive-timeout');
@@ -171,7 +188,35 @@ export class Session implements SessionScope {
       probed: (n) => this.ctx.events.emit('keepalive-probe', () => ({ session: this.id, leg: 'client' as const, outstanding: n, routes: routes() })),
     });
     const g = this.gateway;
-    g?.start(this, (route) => this.clientPolicies.add(g, route.keepalive.client, route.name));
+    g?.start(this, (route) => {
+      this.clientLeg.policies.add(g, route.keepalive.client, route.name);
+      this.limitsChanged();
+    });
+    this.limitsChanged();
+  }
+
+  /** The session's own limits follow its channels and their routes (the gateway route included). */
+  limitsChanged(): void {
+    if (this.state !== 'ready') return;
+    const routes = this.registry.routes();
+    const g = this.gateway?.leg?.route;
+    this.limits.update(g ? [...routes, g] : routes, this.registry.held, this.ctx.config().idleTimeoutMs);
+  }
+
+  /** holdfast ends the session (access revoked, a limit): in gateway mode each channel says why first. */
+  endBy(reason: 'access-revoked' | 'session-time-limit', detail: string): void {
+    if (this.closing) return;
+    if (this.gateway?.hasChannels) this.gateway.end(this, reason, `${reason}: ${detail}`, detail);
+    else this.close(reason, detail);
+  }
+
+  rekey(entry: AuthorizedKey): void {
+    this.authKey = entry;
+  }
+
+  /** A reload (SIGHUP) reaches this session (src/session/reapply.ts); null before it is ready. */
+  reapply(): Reapplied | null {
+    return this.state === 'ready' ? reapply(this) : null;
   }
 
   private authenticate(authCtx: AuthContext): void {
@@ -245,10 +290,11 @@ export class Session implements SessionScope {
   }
 
   /** Everything the session holds except its socket, newest first. Idempotent. */
-  private releaseParts(reason: ReturnType<typeof childReason>): void {
+  private releaseParts(reason: ChildReason): void {
     clearTimeout(this.loginGrace);
     this.loginGrace = undefined;
-    this.clientLeg?.stop();
+    this.limits.stop();
+    this.clientLeg.stop();
     this.abort.abort();
     this.registry.closeAll(reason);
     this.gateway?.close(reason);
@@ -256,7 +302,11 @@ export class Session implements SessionScope {
 
   private finish(): void {
     if (this.state === 'closed') return;
-    if (!this.closing) this.releaseParts('session-closed');
+    if (!this.closing) {
+      // Not 'ready' any more while the parts go: nothing re-arms a limit for a session that is ending.
+      this.state = 'closing';
+      this.releaseParts('session-closed');
+    }
     this.state = 'closed';
     this.startupEnded();
     clearTimeout(this.forceClose);
@@ -285,8 +335,9 @@ export class Session implements SessionScope {
       bytesUp: r.bytesUp,
       bytesDown: r.bytesDown,
       durationMs: Date.now() - this.startedAt,
-      ...(this.clientLeg ? { clientKeepalive: statsForLog(this.clientLeg.stats()) } : {}),
+      ...(this.clientLeg.started ? { clientKeepalive: statsForLog(this.clientLeg.stats()!) } : {}),
     });
     this.settle();
   }
 }
+

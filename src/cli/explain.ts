@@ -11,6 +11,7 @@ import { formatDestination } from '../routing/route-table.js';
 import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy, type Layer, type Leg } from '../keepalive/policy.js';
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
 import { gatewayUser } from '../routing/gateway-login.js';
+import { limitsText } from './summary.js';
 import { AddressGuard, ownAddresses } from '../routing/guard.js';
 
 export interface ExplainRequest {
@@ -60,6 +61,12 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
   }
   out.push(...legLines('client', 'ssh', route.keepalive.client, config));
   out.push(...legLines('upstream', route.via || route.gateway ? 'ssh' : 'tcp', route.keepalive.upstream, config, route.via ? 'bastion' : 'target'));
+  out.push(
+    `limits: ${limitsText(route)}` +
+      (route.idleTimeoutMs ? `; a channel with no data either way for ${formatDuration(route.idleTimeoutMs)} is closed (keepalive traffic does not count)` : '') +
+      (route.maxSessionTimeMs ? `; a connection with a channel on this route is closed ${formatDuration(route.maxSessionTimeMs)} after it began` : '') +
+      (route.gateway && (route.idleTimeoutMs || route.maxSessionTimeMs) ? '; the user is warned on stderr 60 s before (at half a shorter limit)' : ''),
+  );
   return { text: out.join('\n'), matched: true };
 }
 

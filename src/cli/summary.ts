@@ -23,6 +23,11 @@ export function keepaliveWarnings(c: ResolvedConfig): string[] {
   return out;
 }
 
+/** A route's channel idle limit and session time limit, as `check` and `explain` show them. */
+export function limitsText(r: { readonly idleTimeoutMs: number; readonly maxSessionTimeMs: number }): string {
+  return `idleTimeout ${r.idleTimeoutMs ? formatDuration(r.idleTimeoutMs) : 'off'}, maxSessionTime ${r.maxSessionTimeMs ? formatDuration(r.maxSessionTimeMs) : 'none'}`;
+}
+
 export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]): string {
   const lines: string[] = [];
   lines.push(`${c.source}: OK`);
@@ -35,14 +40,15 @@ export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]):
   lines.push(
     `limits: loginGraceTime ${formatDuration(c.loginGraceTimeMs)}, maxAuthTries ${c.maxAuthTries}, ` +
       `maxChannels ${c.maxChannels}, connectTimeout ${formatDuration(c.connectTimeoutMs)}, ` +
-      `maxStartups ${c.startups.start}:${c.startups.rate}:${c.startups.full}, perSourceMaxStartups ${c.startups.perSource || 'none'} (/${c.startups.v4Bits}, /${c.startups.v6Bits})`,
+      `maxStartups ${c.startups.start}:${c.startups.rate}:${c.startups.full}, perSourceMaxStartups ${c.startups.perSource || 'none'} (/${c.startups.v4Bits}, /${c.startups.v6Bits}), ` +
+      `idleTimeout ${c.idleTimeoutMs ? formatDuration(c.idleTimeoutMs) : 'off'} (a connection with no channel)`,
   );
   lines.push(`routes (${c.routes.length}, first match wins):`);
   for (const r of c.routes) {
     const ka = (p: { interval: number; countMax: number }) => (p.interval === 0 ? 'off' : `${formatDuration(p.interval)} x ${p.countMax}`);
     lines.push(
       `  ${r.name}: users ${r.users ? r.users.join(',') : '(any)'}; to ${r.to.map((t) => t.source).join(', ')}; ` +
-        `keepalive client ${ka(r.keepalive.client)}, upstream ${ka(r.keepalive.upstream)}` +
+        `keepalive client ${ka(r.keepalive.client)}, upstream ${ka(r.keepalive.upstream)}; ${limitsText(r)}` +
         (r.via ? `; via ${r.via.map((u) => u.name).join(' > ')}` : '') +
         (r.gateway ? `; gateway as ${r.gateway.user} (${r.gateway.identity ? `key ${r.gateway.identity}` : "the user's forwarded agent"}, host keys ${r.gateway.hostKeyPolicy})` : ''),
     );

@@ -48,6 +48,10 @@ export interface ResolvedRoute extends RouteRule {
   readonly users?: readonly string[] | undefined;
   readonly to: readonly DestinationPattern[];
   readonly keepalive: LegPolicies;
+  /** Channel idle limit (0 = off): the route's own, else the top-level one. */
+  readonly idleTimeoutMs: number;
+  /** Absolute limit on a connection with a channel on this route (0 = none). */
+  readonly maxSessionTimeMs: number;
 }
 
 export interface ResolvedConfig {
@@ -71,6 +75,8 @@ export interface ResolvedConfig {
   readonly workers: number;
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
   readonly keepalive: LegPolicies;
+  /** A connection with no channel for this long is closed (0 = off); routes default their channel limit to it. */
+  readonly idleTimeoutMs: number;
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
   readonly upstreamPool: { readonly max: number; readonly idleTimeoutMs: number };
   /** holdfast's own known_hosts (accept-new records here), in the state directory. */
@@ -212,6 +218,8 @@ export function resolveConfig(
       client: { ...keepalive.client, ...defined(r.keepalive?.client) },
       upstream: { ...keepalive.upstream, ...defined(r.keepalive?.upstream) },
     },
+    idleTimeoutMs: r.idleTimeout ?? c.idleTimeout,
+    maxSessionTimeMs: r.maxSessionTime ?? 0,
   }));
 
   const config: ResolvedConfig = {
@@ -230,6 +238,7 @@ export function resolveConfig(
     workers: c.workers === 'auto' ? os.availableParallelism() : c.workers,
     logLevel: c.logLevel,
     keepalive,
+    idleTimeoutMs: c.idleTimeout,
     upstreams,
     upstreamPool: { max: c.upstreamPool.max, idleTimeoutMs: c.upstreamPool.idleTimeout },
     ownKnownHosts: path.join(stateDir(ctx.env), 'known_hosts'),

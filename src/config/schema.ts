@@ -147,6 +147,12 @@ export const RouteSchema = z.strictObject({
     })
     .optional()
     .describe('Per-leg keepalive for sessions on this route; unset fields fall back to the top-level keepalive.'),
+  idleTimeout: duration(
+    'Close a channel on this route after this long with no channel data either way (keepalive traffic does not count); 0 = off. Default: the top-level idleTimeout.',
+  ).optional(),
+  maxSessionTime: duration(
+    'Close a connection with a channel on this route once it is this old (reason session-time-limit), however busy; 0 or unset = no limit. In gateway mode the user is warned 60 s before (at half the limit when shorter).',
+  ).optional(),
 });
 
 export const ConfigSchema = z
@@ -213,6 +219,10 @@ export const ConfigSchema = z
       .describe(
         'Worker processes serving sessions (`auto` = one per core). Each has its own bastion pool, window budget and startup limits. A change applies at the next SIGUSR2 (or restart).',
       ),
+    idleTimeout: durationDefault(
+      'Close a channel after this long with no channel data either way, and a connection left with no channel for this long (OpenSSH ChannelTimeout/UnusedConnectionTimeout); keepalive traffic never counts as activity. 0 = off. Routes can set their own. In gateway mode the user is warned 60 s before (at half the timeout when shorter).',
+      '0',
+    ),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Least severe level logged.'),
     keepalive: z
       .strictObject({

@@ -56,9 +56,9 @@ function reload(server: HoldfastServer, file: string | undefined, log: Logger): 
   try {
     const loaded = loadConfig(file);
     for (const w of loaded.warnings) server.events.emit('config-warning', { warning: w });
-    const needsRestart = server.reload(loaded.config);
     log.setLevel(loaded.config.logLevel);
-    server.events.emit('reloaded', { config: loaded.config.source, ...(needsRestart.length ? { restartNeededFor: needsRestart } : {}) });
+    const { restartNeededFor, live } = server.reload(loaded.config);
+    server.events.emit('reloaded', { config: loaded.config.source, ...live, ...(restartNeededFor.length ? { restartNeededFor } : {}) });
   } catch (err) {
     if (err instanceof ConfigError) {
       server.events.emit('reload-failed', { why: 'config has errors; still running the previous config', problems: err.problems.map(formatProblem) });

@@ -37,6 +37,26 @@ export const systemClock: Clock = {
   clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
+/** One re-armable timer on a clock: set() replaces the pending one, clear() cancels it. */
+export class ClockTimer {
+  private handle: unknown;
+
+  constructor(private readonly clock: Clock) {}
+
+  set(fn: () => void, ms: number): void {
+    this.clear();
+    this.handle = this.clock.setTimer(() => {
+      this.handle = undefined;
+      fn();
+    }, Math.max(0, ms));
+  }
+
+  clear(): void {
+    if (this.handle !== undefined) this.clock.clearTimer(this.handle);
+    this.handle = undefined;
+  }
+}
+
 export interface MonitorStats {
   readonly probesSent: number;
   readonly probesAnswered: number;
@@ -59,7 +79,7 @@ export class KeepaliveMonitor {
   private lastRx: number;
   private outstanding = 0;
   private lastProbeAt = 0;
-  private timer: unknown;
+  private readonly timer: ClockTimer;
   private stopped = false;
   private sent = 0;
   private answered = 0;
@@ -72,6 +92,7 @@ export class KeepaliveMonitor {
     private readonly hooks: MonitorHooks,
   ) {
     this.lastRx = clock.now();
+    this.timer = new ClockTimer(clock);
     this.arm();
   }
 
@@ -112,15 +133,13 @@ export class KeepaliveMonitor {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
-    this.timer = undefined;
+    this.timer.clear();
   }
 
   private arm(): void {
-    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
-    this.timer = undefined;
+    this.timer.clear();
     if (this.stopped || this.policy.interval === 0) return;
-    this.timer = this.clock.setTimer(() => this.fire(), Math.max(0, this.nextDue() - this.clock.now()));
+    this.timer.set(() => this.fire(), this.nextDue() - this.clock.now());
   }
 
   /**
@@ -133,7 +152,6 @@ export class KeepaliveMonitor {
   }
 
   private fire(): void {
-    this.timer = undefined;
     if (this.stopped) return;
     // Something arrived since this timer was set: the schedule moved on.
     if (this.clock.now() + 1 < this.nextDue()) return this.arm();

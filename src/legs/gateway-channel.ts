@@ -168,11 +168,18 @@ export class GatewayChannel {
     this.close('target-refused', message);
   }
 
+  /** One line on the user's stderr (a limit is near); not channel data from the target, so not activity. */
+  notice(line: string): void {
+    const ch = this.ch;
+    if (!this.closed && ch && ch.writable) ch.stderr.write(`\r\nholdfast: ${line}\r\n`);
+  }
+
   /**
-   * The upstream leg is gone: tell the user in one line while the client leg still works, then end
-   * the channel (no exit status, so OpenSSH's client exits 255).
+   * The channel ends from holdfast's side (the upstream leg is gone, access was revoked, a limit was
+   * reached): tell the user in one line while the client leg still works, then end the channel (no
+   * exit status, so OpenSSH's client exits 255).
    */
-  abandon(message: string): void {
+  abandon(message: string, reason: 'upstream-gone' | 'access-revoked' | 'idle-timeout' | 'session-time-limit' = 'upstream-gone'): void {
     if (this.closed) return;
     const ch = this.ch;
     this.up?.unpipe();
@@ -181,7 +188,7 @@ export class GatewayChannel {
       ch.stderr.write(`\r\nholdfast: ${message}\r\n`);
       ch.end();
     }
-    this.close('upstream-gone', message);
+    this.close(reason, message);
   }
 
   /** Idempotent; the first reason wins. */
@@ -189,7 +196,7 @@ export class GatewayChannel {
     if (this.closed) return;
     this.closed = true;
     this.window?.release();
-    if (reason !== 'done' && reason !== 'upstream-gone' && reason !== 'target-refused') {
+    if (reason === 'client-closed' || reason === 'session-closed') {
       this.ch?.destroy();
     }
     if (this.up && reason !== 'done') {

@@ -20,8 +20,8 @@ export interface JumpChannelInfo {
   readonly id: number;
   readonly dst: string;
   readonly addr: string;
-  /** TCP keepalive is on for the upstream socket: a kernel ETIMEDOUT then means the leg died. */
-  readonly upstreamKeepalive: boolean;
+  /** TCP keepalive is on for the upstream socket: a kernel ETIMEDOUT then means the leg died (a reload may change it). */
+  upstreamKeepalive: boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -70,7 +70,7 @@ export class JumpChannel {
     upstream.once('close', () => {
       // With keepalive on, the kernel reports a dead peer as ETIMEDOUT (keepalive probes unanswered,
       // or TCP_USER_TIMEOUT with data unacknowledged).
-      if (upstreamError === 'ETIMEDOUT' && info.upstreamKeepalive) this.close('upstream-keepalive-timeout', upstreamError);
+      if (upstreamError === 'ETIMEDOUT' && this.info.upstreamKeepalive) this.close('upstream-keepalive-timeout', upstreamError);
       else this.close(upstreamError ? 'upstream-error' : 'upstream-closed', upstreamError);
     });
     channel.on('error', () => {

@@ -13,7 +13,7 @@ import type { ResolvedConfig, ResolvedRoute } from '../config/resolve.js';
 import type { Events, Who } from '../events.js';
 import type { GatewayCloseReason } from '../close-reasons.js';
 import type { ForwardedAgent } from '../ssh/forwarded-agent.js';
-import { describePolicy, type KeepalivePolicy } from '../keepalive/policy.js';
+import { describePolicy, samePolicy, type KeepalivePolicy } from '../keepalive/policy.js';
 import { SshLegKeepalive } from '../keepalive/ssh-leg.js';
 import { statsForLog, timeoutReport } from '../keepalive/report.js';
 import type { MonitorStats } from '../keepalive/monitor.js';
@@ -121,7 +121,8 @@ export class GatewayUpstream {
     this.client = client;
     client.on('close', () => this.die('upstream-closed', 'the target closed the connection'));
     client.on('error', (err: Error) => this.die('upstream-error', err.message));
-    const policy = route.keepalive.upstream;
+    // The route now in force: a reload during the login may have re-matched it.
+    const policy = this.route.keepalive.upstream;
     this.keepalive = new SshLegKeepalive(policy, transport(client), clientProbe(client), { dead: (stats, p) => this.keepaliveDead(stats, p) });
     events.emit('gateway-open', {
       ...who,
@@ -180,6 +181,17 @@ export class GatewayUpstream {
         reject(new GatewayRefused('closed', `the connection to ${this.dst} is gone (${String(err)})`));
       }
     });
+  }
+
+  /** A reload re-matched the leg to `route`: its keepalive follows the route's upstream policy. The new policy when it changed. */
+  retune(route: ResolvedRoute): string | null {
+    if (this.closed || !this.route) return null;
+    this.route = route;
+    const before = this.keepalive?.policy;
+    const next = route.keepalive.upstream;
+    if (!this.keepalive || (before && samePolicy(before, next))) return null;
+    this.keepalive.setPolicy(next);
+    return describePolicy(next);
   }
 
   /** Idempotent; the first reason wins. */

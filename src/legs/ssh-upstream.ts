@@ -13,7 +13,7 @@ import { LRUCache } from 'lru-cache';
 import { Client, type ClientChannel } from '../ssh/ssh2.js';
 import type { ResolvedUpstream } from '../config/resolve.js';
 import type { BastionCloseReason } from '../close-reasons.js';
-import { describePolicy, type KeepalivePolicy } from '../keepalive/policy.js';
+import { describePolicy, samePolicy, type KeepalivePolicy } from '../keepalive/policy.js';
 import { PolicySet } from '../keepalive/policy-set.js';
 import { SshLegKeepalive } from '../keepalive/ssh-leg.js';
 import { timeoutReport } from '../keepalive/report.js';
@@ -36,6 +36,8 @@ export interface PooledChannel {
   onLost(fn: Lost): void;
   /** The relay is done with the channel. Idempotent. */
   release(): void;
+  /** A reload: the channel's route (and so its upstream policy) changed. True when the connection's keepalive changed. */
+  setPolicy(policy: KeepalivePolicy, route: string): boolean;
 }
 
 class Handle implements PooledChannel {
@@ -59,6 +61,10 @@ class Handle implements PooledChannel {
 
   release(): void {
     this.owner.release(this);
+  }
+
+  setPolicy(policy: KeepalivePolicy, route: string): boolean {
+    return this.owner.setPolicy(this, policy, route);
   }
 }
 
@@ -116,6 +122,15 @@ export class PooledUpstream {
         reject(new UpstreamDialError(this.key, String(err)));
       }
     });
+  }
+
+  /** True when the connection's keepalive policy changed. */
+  setPolicy(h: Handle, policy: KeepalivePolicy, route: string): boolean {
+    if (!this.handles.has(h)) return false;
+    const before = this.channels.current();
+    this.channels.add(h, policy, route);
+    const now = this.channels.current();
+    return !before || !now || !samePolicy(before, now);
   }
 
   /** Idempotent. */

@@ -4,7 +4,9 @@
  * Node 20 alone sets only TCP_KEEPIDLE (socket.setKeepAlive), with TCP_KEEPINTVL fixed at 1 s and
  * TCP_KEEPCNT at 10 by libuv, and every later setKeepAlive() call resets those two. Interval, count
  * and TCP_USER_TIMEOUT come from `net-keepalive` (setsockopt through ffi-rs's prebuilt binaries),
- * applied after setKeepAlive. If it cannot load, holdfast says so at start-up and falls back to
+ * applied after setKeepAlive; all four are read back with getsockopt (TCP_KEEPIDLE's getter is
+ * patches/net-keepalive+4.0.28.patch). Applying again to a live socket (a reload) works the same:
+ * the kernel counts the idle time already passed against the new TCP_KEEPIDLE. If it cannot load, holdfast says so at start-up and falls back to
  * Node's setKeepAlive alone (idle = interval, then libuv's 1 s x 10).
  */
 import type net from 'node:net';
@@ -12,6 +14,8 @@ import { createRequire } from 'node:module';
 import type { TcpKeepaliveOptions } from '../keepalive/tcp-options.js';
 
 interface NetKeepalive {
+  /** From patches/net-keepalive+4.0.28.patch: TCP_KEEPIDLE read back. */
+  getKeepAliveTime(s: net.Socket): number;
   setKeepAliveInterval(s: net.Socket, ms: number): boolean;
   getKeepAliveInterval(s: net.Socket): number;
   setKeepAliveProbes(s: net.Socket, n: number): boolean;
@@ -39,7 +43,7 @@ export function tcpKeepaliveUnavailable(): string | null {
   return load() ? null : (loadError ?? 'net-keepalive did not load');
 }
 
-/** What the socket really has, read back with getsockopt (idle is what was asked of Node). */
+/** What the socket really has, read back with getsockopt. */
 export interface AppliedTcpKeepalive {
   readonly enabled: boolean;
   readonly idleS: number;
@@ -64,7 +68,8 @@ export function applyTcpKeepalive(sock: net.Socket, o: TcpKeepaliveOptions): App
     k.setUserTimeout(sock, o.userTimeoutMs);
     return {
       enabled: true,
-      idleS: o.idleS,
+      // Without the patch's getter: what was asked of Node (test/unit/tcp-keepalive.test.ts fails then).
+      idleS: typeof k.getKeepAliveTime === 'function' ? k.getKeepAliveTime(sock) / 1000 : o.idleS,
       intervalS: k.getKeepAliveInterval(sock) / 1000,
       count: k.getKeepAliveProbes(sock),
       userTimeoutMs: k.getUserTimeout(sock),

@@ -129,3 +129,64 @@ export async function planGateway(user: string, target: { host: string; port: nu
   if (res.kind === 'unresolved') return refusal('unresolved', dst, `cannot resolve: ${res.code}`, `cannot resolve ${target.host}: ${res.code}`, 'connect-failed', res.route.name);
   return { kind: 'gateway-target', route: res.decision.route, address: res.address, dst };
 }
+
+/**
+ * How a live channel was routed, to re-match it after a reload with no DNS lookup: a raw TCP channel
+ * by its name and the address it connected to, a bastion channel by its name and its chain.
+ */
+export interface RoutedChannel {
+  readonly host: string;
+  readonly port: number;
+  readonly path: { readonly kind: 'tcp'; readonly address: string } | { readonly kind: 'via'; readonly chain: string };
+}
+
+export function chainOf(route: ResolvedRoute): string {
+  return (route.via ?? []).map((u) => u.name).join('>');
+}
+
+/** What a plan tells a reload about the channel it made. */
+export function routedChannel(plan: Extract<ChannelPlan, { kind: 'tcp' | 'via' }>): RoutedChannel {
+  return { host: plan.host, port: plan.port, path: plan.kind === 'tcp' ? { kind: 'tcp', address: plan.address } : { kind: 'via', chain: chainOf(plan.route) } };
+}
+
+/**
+ * After a reload: the route a live `ssh -J` channel runs under now, or why it may not carry on. The
+ * same checks as planChannel (the key's options as they are now, then the routes, first match), among
+ * the routes that would carry it the same way (a raw TCP channel cannot move behind a bastion):
+ * direct routes for a TCP channel, routes with the same `via` chain for a bastion channel.
+ */
+export function recheckChannel(
+  user: string,
+  key: ChannelRequest['key'],
+  ch: RoutedChannel,
+  config: ResolvedConfig,
+  guard: AddressGuard,
+): { readonly kind: 'route'; readonly route: ResolvedRoute } | Refusal {
+  const checked = checkDestination({ user, host: ch.host, port: ch.port, key, openChannels: 0, gatewayLogin: false }, config);
+  if (checked.kind === 'refused') return checked;
+  const { dst, canonical } = checked;
+  const { host, kind, port } = canonical;
+  const path = ch.path;
+  const candidates = routesFor(config, 'jump').filter((r) => (path.kind === 'tcp' ? !r.via : r.via !== undefined && chainOf(r) === path.chain));
+  const address = path.kind === 'tcp' ? path.address : kind === 'name' ? '' : host;
+  const decision = findRoute(candidates, user, { host, kind, port, address, protection: guard.protection(address) });
+  if (decision.route) return { kind: 'route', route: decision.route };
+  const none = path.kind === 'tcp' ? 'no direct route left' : `no route through ${path.chain} left`;
+  return refusal('no-route', dst, `no route allows it any more (${missesText(decision.misses, none)})`, `holdfast: no route allows ${user} to reach ${dst} any more`);
+}
+
+/** After a reload: the gateway route a live gateway leg runs under now (matched on its target and the address it connected to), or why not. */
+export function recheckGateway(
+  user: string,
+  target: { readonly host: string; readonly port: number },
+  address: string,
+  config: ResolvedConfig,
+  guard: AddressGuard,
+): { readonly kind: 'route'; readonly route: ResolvedRoute } | Refusal<GatewayRefusalCode> {
+  const dst = formatDestination({ ...target, address: target.host });
+  const asked = canonicalDestination(target.host, target.port);
+  if (!asked.ok) return refusal('invalid-destination', dst, `not a destination: ${asked.why}`, `${dst} is not a valid destination (${asked.why})`);
+  const decision = findRoute(routesFor(config, 'gateway'), user, { host: asked.host, kind: asked.kind, port: asked.port, address, protection: guard.protection(address) });
+  if (decision.route) return { kind: 'route', route: decision.route };
+  return refusal('no-route', dst, `no gateway route allows it any more (${missesText(decision.misses, 'no gateway routes left')})`, `no gateway route allows ${user} to reach ${dst} any more`);
+}

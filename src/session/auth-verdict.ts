@@ -50,3 +50,21 @@ export function authVerdict(a: AuthAttempt, keys: { lookup(user: string): KeyLoo
   if (!a.blob || !signatureValid(match.entry, a.blob, a.signature, a.hashAlgo)) return { kind: 'fail', why: 'signature did not verify' };
   return { kind: 'accept', entry: match.entry, file: found.file };
 }
+
+/**
+ * A reload: does the key that logged a live session in still authorize it (still in the user's
+ * authorized_keys, not expired, its from= still matching)? The entry in force now (its options may
+ * have changed), or why not.
+ */
+export function reauthorize(
+  keys: { lookup(user: string): KeyLookup },
+  user: string,
+  key: AuthorizedKey,
+  clientIp: string,
+  now: Date,
+): { readonly ok: true; readonly entry: AuthorizedKey } | { readonly ok: false; readonly why: string } {
+  const found = keys.lookup(user);
+  if (!found.ok) return { ok: false, why: found.why };
+  const match = matchOfferedKey(found.keys, { algo: key.type, data: key.publicSSH }, clientIp, now);
+  return match.ok ? match : { ok: false, why: `${found.file}: ${match.why}` };
+}

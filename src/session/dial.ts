@@ -9,7 +9,8 @@ import type { ResolvedRoute } from '../config/resolve.js';
 import type { ChannelCloseReason } from '../close-reasons.js';
 import { connectTcp, ConnectError, describeConnectError } from '../legs/tcp-upstream.js';
 import { applyTcpKeepalive, type AppliedTcpKeepalive } from '../legs/tcp-keepalive.js';
-import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
+import { tcpKeepaliveOptions, type TcpKeepaliveOptions } from '../keepalive/tcp-options.js';
+import { describePolicy, type KeepalivePolicy } from '../keepalive/policy.js';
 import { formatDestination } from '../routing/route-table.js';
 import { UpstreamDialError, type UpstreamPool } from '../legs/ssh-upstream.js';
 import type { GatewayUpstream } from '../legs/ssh-gateway.js';
@@ -21,11 +22,19 @@ export interface UpstreamLeg {
   readonly route: ResolvedRoute;
   /** For logs: the address connected to, or "via <bastions>". */
   readonly addr: string;
-  /** The raw TCP leg's keepalive as read back from the socket; null on an SSH leg. */
+  /** The raw TCP leg's keepalive as read back from the socket (again after a retune); null on an SSH leg. */
   readonly tcp: AppliedTcpKeepalive | null;
   onLost(fn: (reason: ChannelCloseReason, detail?: string) => void): void;
   release(): void;
+  /**
+   * A reload: run under this upstream policy from now on (set again on the live socket and read
+   * back, or the pooled bastion connection re-planned). What changed, or null when nothing did; a
+   * gateway forward follows the gateway leg and never changes here.
+   */
+  retune(policy: KeepalivePolicy, route: string): Retuned | null;
 }
+
+export type Retuned = { readonly layer: 'tcp'; readonly tcp: AppliedTcpKeepalive } | { readonly layer: 'ssh'; readonly policy: string };
 
 export type DialFailureCode = 'connect-failed' | 'bastion-failed' | 'gateway-failed';
 
@@ -56,6 +65,10 @@ export interface DialEnv {
 
 const nothing = () => {};
 
+function sameOptions(a: TcpKeepaliveOptions, b: TcpKeepaliveOptions): boolean {
+  return a.enable === b.enable && a.idleS === b.idleS && a.intervalS === b.intervalS && a.count === b.count && a.userTimeoutMs === b.userTimeoutMs;
+}
+
 export async function dial(plan: ChannelPlan, env: DialEnv): Promise<UpstreamLeg> {
   if (plan.kind === 'tcp') {
     const { route, address, port } = plan;
@@ -67,8 +80,23 @@ export async function dial(plan: ChannelPlan, env: DialEnv): Promise<UpstreamLeg
       throw new DialFailed('connect-failed', why, `${why} (${formatDestination({ host: plan.host, port, address })})`, { addr: address, route: route.name });
     }
     // The raw TCP leg's keepalive is the kernel's, from the route's upstream policy.
-    const tcp = applyTcpKeepalive(sock, tcpKeepaliveOptions(route.keepalive.upstream));
-    return { stream: sock, route, addr: address, tcp, onLost: nothing, release: nothing };
+    let options = tcpKeepaliveOptions(route.keepalive.upstream);
+    const leg = {
+      stream: sock,
+      route,
+      addr: address,
+      tcp: applyTcpKeepalive(sock, options),
+      onLost: nothing,
+      release: nothing,
+      retune: (policy: KeepalivePolicy): Retuned | null => {
+        const next = tcpKeepaliveOptions(policy);
+        if (sameOptions(next, options)) return null;
+        options = next;
+        leg.tcp = applyTcpKeepalive(sock, next);
+        return { layer: 'tcp', tcp: leg.tcp };
+      },
+    };
+    return leg;
   }
   if (plan.kind === 'via') {
     const chain = plan.route.via!;
@@ -76,7 +104,15 @@ export async function dial(plan: ChannelPlan, env: DialEnv): Promise<UpstreamLeg
     try {
       const pooled = await env.pool.acquire(chain);
       const ch = await pooled.open(plan.host, plan.port, env.origin.ip, env.origin.port, plan.route.keepalive.upstream, plan.route.name);
-      return { stream: ch.stream, route: plan.route, addr: `via ${upstream}`, tcp: null, onLost: (fn) => ch.onLost(fn), release: () => ch.release() };
+      return {
+        stream: ch.stream,
+        route: plan.route,
+        addr: `via ${upstream}`,
+        tcp: null,
+        onLost: (fn) => ch.onLost(fn),
+        release: () => ch.release(),
+        retune: (policy, route) => (ch.setPolicy(policy, route) ? { layer: 'ssh', policy: describePolicy(policy) } : null),
+      };
     } catch (err) {
       const why = err instanceof UpstreamDialError ? err.message : String(err);
       throw new DialFailed('bastion-failed', why, why, { route: plan.route.name, upstream });
@@ -86,7 +122,7 @@ export async function dial(plan: ChannelPlan, env: DialEnv): Promise<UpstreamLeg
   try {
     if (!gateway) throw new Error(env.gatewayMissing ?? 'no gateway leg');
     const stream = await gateway.forwardOut(env.origin.ip, env.origin.port, plan.host, plan.port);
-    return { stream, route: gateway.route!, addr: `via ${gateway.dst}`, tcp: null, onLost: nothing, release: nothing };
+    return { stream, route: gateway.route!, addr: `via ${gateway.dst}`, tcp: null, onLost: nothing, release: nothing, retune: () => null };
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new DialFailed('gateway-failed', why, why, { via: gateway?.dst, route: gateway?.route?.name });

@@ -9,7 +9,10 @@
  * gets GATEWAY_DRAIN_MS to see its last channel close and hang up by itself first.
  */
 import type { ResolvedRoute } from '../config/resolve.js';
-import { sessionReasonFor, type GatewayCloseReason, type SessionCloseReason } from '../close-reasons.js';
+import { sessionReasonFor, type ChildReason, type GatewayCloseReason, type SessionCloseReason } from '../close-reasons.js';
+import type { ResolvedConfig } from '../config/resolve.js';
+import type { AddressGuard } from '../routing/guard.js';
+import { recheckGateway } from '../routing/plan.js';
 import type { ServerSession } from '../ssh/ssh2.js';
 import { ForwardedAgent } from '../ssh/forwarded-agent.js';
 import { describePolicy } from '../keepalive/policy.js';
@@ -22,6 +25,11 @@ import { refuseSession } from './not-offered.js';
 
 const GATEWAY_DRAIN_MS = 1000;
 
+/** Channel reasons the user is told about on the channel's stderr. */
+function told(reason: string): reason is 'access-revoked' | 'idle-timeout' | 'session-time-limit' {
+  return reason === 'access-revoked' || reason === 'idle-timeout' || reason === 'session-time-limit';
+}
+
 export type GatewayLogin = { readonly target: { readonly host: string; readonly port: number } } | { readonly error: string };
 
 export class GatewaySession {
@@ -30,7 +38,8 @@ export class GatewaySession {
   diedReason: SessionCloseReason | undefined;
   diedDetail: string | undefined;
   private drain: NodeJS.Timeout | undefined;
-  private readonly channels = new Set<GatewayChannel>();
+  /** The session channels relayed to the target, with their registry records. */
+  private readonly channels = new Map<GatewayChannel, ChannelRecord>();
 
   constructor(readonly login: GatewayLogin) {}
 
@@ -73,6 +82,8 @@ export class GatewaySession {
     const gc = new GatewayChannel({ id, kind: 'session' }, session, leg, s.key.options, s.windowBudgets(), {
       started: (c) => {
         s.registry.noteDestination(leg.dst);
+        // The target's channel is open, so the leg is routed: the channel's idle limit is the route's.
+        if (leg.route) s.registry.setRoute(rec, leg.route);
         s.ctx.events.emit('channel-open', {
           ...fields(),
           channel: id,
@@ -99,25 +110,66 @@ export class GatewaySession {
         });
       },
     });
-    // The gateway route is in the client leg's policy set from `routed` on: the record needs none.
-    const rec: ChannelRecord = { id, dst: leg.dst, route: undefined, relay: gc, close: () => gc.close('session-closed'), release: () => {} };
-    this.channels.add(gc);
+    // The route comes with the target's channel (started); the gateway route is in the client leg's
+    // policy set from `routed` on.
+    const rec: ChannelRecord = {
+      id,
+      dst: leg.dst,
+      route: undefined,
+      relay: gc,
+      close: (reason, detail) => (told(reason) ? gc.abandon(`${reason}: ${detail ?? ''}`, reason) : gc.close('session-closed')),
+      release: () => {},
+      notice: (line) => gc.notice(line),
+    };
+    this.channels.set(gc, rec);
     s.registry.add(rec, false);
   }
 
+  /** A line on every session channel's stderr (a limit is near). */
+  notice(line: string): void {
+    for (const gc of this.channels.keys()) gc.notice(line);
+  }
+
+  get hasChannels(): boolean {
+    return this.channels.size > 0;
+  }
+
+  /**
+   * A reload: the route the leg runs under now (re-matched on its target and the address it connected
+   * to), its keepalive re-planned, its channels moved to it; or why the route is gone. Returns the new
+   * route with the new upstream policy when it changed, or the revocation.
+   */
+  reapply(s: SessionScope, config: ResolvedConfig, guard: AddressGuard): { route: ResolvedRoute; upstream: string | null } | { revoked: string } | null {
+    const leg = this.leg;
+    if (!leg?.route || leg.address === undefined) return null;
+    const v = recheckGateway(s.user, { host: leg.host, port: leg.port }, leg.address, config, guard);
+    if (v.kind === 'refused') return { revoked: v.why };
+    const upstream = leg.retune(v.route);
+    for (const rec of this.channels.values()) if (rec.route) s.registry.setRoute(rec, v.route);
+    return { route: v.route, upstream };
+  }
+
   private died(s: SessionScope, reason: GatewayCloseReason, detail: string): void {
-    const message = `lost the connection to ${this.leg!.dst}: ${reason} (${detail})`;
+    this.end(s, sessionReasonFor(reason), `lost the connection to ${this.leg!.dst}: ${reason} (${detail})`, detail);
+  }
+
+  /**
+   * The session ends from holdfast's side (the leg died, access revoked, a limit): each session
+   * channel tells the user in one line, then the session closes with `reason` after the drain.
+   */
+  end(s: SessionScope, reason: SessionCloseReason, message: string, detail: string): void {
     const told = this.channels.size;
-    for (const gc of [...this.channels]) gc.abandon(message);
-    const sessionReason = sessionReasonFor(reason);
+    const channelReason = reason === 'access-revoked' || reason === 'session-time-limit' ? reason : 'upstream-gone';
+    for (const gc of [...this.channels.keys()]) gc.abandon(message, channelReason);
     this.diedDetail = detail;
-    if (told === 0) return s.close(sessionReason, detail);
-    this.diedReason = sessionReason;
-    this.drain = setTimeout(() => s.close(sessionReason, detail), GATEWAY_DRAIN_MS);
+    if (told === 0) return s.close(reason, detail);
+    this.diedReason = reason;
+    clearTimeout(this.drain);
+    this.drain = setTimeout(() => s.close(reason, detail), GATEWAY_DRAIN_MS);
   }
 
   /** The session is closing: the drain timer and the leg go. Idempotent. */
-  close(reason: 'shutdown' | 'client-keepalive-timeout' | 'session-closed'): void {
+  close(reason: ChildReason): void {
     clearTimeout(this.drain);
     this.drain = undefined;
     this.leg?.close(reason);

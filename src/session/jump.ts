@@ -10,9 +10,17 @@ import { JumpChannel } from '../legs/jump-channel.js';
 import { describePolicy } from '../keepalive/policy.js';
 import { tcpTimeoutReport } from '../keepalive/report.js';
 import type { ChannelCloseReason } from '../close-reasons.js';
-import { planChannel, type Refusal } from '../routing/plan.js';
+import { planChannel, routedChannel, type Refusal, type RoutedChannel } from '../routing/plan.js';
 import { dial, DialFailed, type UpstreamLeg } from './dial.js';
 import type { ChannelRecord } from './registry.js';
+import type { Retuned } from './dial.js';
+
+/** An `ssh -J` channel's record: how it was routed (for a reload's re-match) and how its leg is re-tuned. */
+export interface JumpRecord extends ChannelRecord {
+  /** undefined for a forward through a gateway leg (it follows the gateway route). */
+  readonly routed: RoutedChannel | undefined;
+  retune(route: import('../config/resolve.js').ResolvedRoute): Retuned | null;
+}
 import type { SessionScope } from './scope.js';
 
 export interface DirectTcpip {
@@ -31,7 +39,7 @@ export async function openJump(
 ): Promise<void> {
   const config = s.ctx.config();
   const held = s.registry.held;
-  s.registry.pending++;
+  const release = s.registry.hold('pending');
   try {
     const plan = await planChannel(
       { user: s.user, host: info.destIP, port: info.destPort, key: s.key.options, openChannels: held, gatewayLogin: gateway.login },
@@ -55,9 +63,9 @@ export async function openJump(
       if (!s.closing) s.failure('channel-connect-failed', { ...s.who(), dst: plan.dst, ...f.fields, why: f.why, code: f.code });
       return rejectChannel(s.conn, reject, 'connect-failed', f.told);
     }
-    relay(s, accept, reject, leg, plan.dst);
+    relay(s, accept, reject, leg, plan.dst, plan.kind === 'gateway' ? undefined : routedChannel(plan));
   } finally {
-    s.registry.pending--;
+    release();
   }
 }
 
@@ -69,7 +77,7 @@ function refuse(s: SessionScope, reject: () => void, r: Refusal): void {
 }
 
 /** The upstream leg is up: confirm the channel to the client and relay (or let go). */
-function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject: () => void, leg: UpstreamLeg, dst: string): void {
+function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject: () => void, leg: UpstreamLeg, dst: string, routed: RoutedChannel | undefined): void {
   if (s.closing) {
     leg.stream.destroy();
     leg.release();
@@ -90,7 +98,20 @@ function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject:
     (reason, error) => closed(s, rec, jc, leg, reason, error),
     s.windowBudgets(),
   );
-  const rec: ChannelRecord = { id, dst, route, relay: jc, close: (reason) => jc.close(reason), release: () => leg.release() };
+  const rec: JumpRecord = {
+    id,
+    dst,
+    route,
+    relay: jc,
+    routed,
+    close: (reason, detail) => jc.close(reason, detail),
+    release: () => leg.release(),
+    retune: (r) => {
+      const changed = leg.retune(r.keepalive.upstream, r.name);
+      if (changed?.layer === 'tcp') jc.info.upstreamKeepalive = changed.tcp.enabled;
+      return changed;
+    },
+  };
   s.registry.add(rec);
   // A pooled bastion connection that dies ends its channels with its reason.
   leg.onLost((reason, detail) => jc.close(reason, detail));
@@ -107,23 +128,25 @@ function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject:
 
 function closed(s: SessionScope, rec: ChannelRecord, jc: JumpChannel, leg: UpstreamLeg, reason: ChannelCloseReason, error?: string): void {
   s.registry.remove(rec);
+  // The route now in force (a reload may have moved the channel to another).
+  const route = rec.route ?? leg.route;
   if (reason === 'upstream-keepalive-timeout' && leg.tcp) {
     s.ctx.events.emit('upstream-keepalive-timeout', {
       ...s.who(),
       dst: rec.dst,
       addr: leg.addr,
-      route: leg.route.name,
-      ...tcpTimeoutReport(leg.route.keepalive.upstream, performance.now() - jc.lastUpstreamRx),
+      route: route.name,
+      ...tcpTimeoutReport(route.keepalive.upstream, performance.now() - jc.lastUpstreamRx),
     });
   }
   s.ctx.events.emit('channel-close', {
     ...s.who(),
     dst: rec.dst,
     addr: leg.addr,
-    route: leg.route.name,
+    route: route.name,
     channel: rec.id,
     reason,
-    ...(error ? { error } : {}),
+    ...(error ? (reason.startsWith('upstream-') ? { error } : { detail: error }) : {}),
     bytesUp: jc.bytesUp,
     bytesDown: jc.bytesDown,
     durationMs: Date.now() - jc.openedAt,

@@ -10,8 +10,7 @@ import type { SessionScope } from './scope.js';
 export function refuseSession(s: SessionScope, accept: () => unknown, why?: string): void {
   const session = accept() as (NodeJS.EventEmitter & Record<string, unknown>) | undefined;
   if (!session) return;
-  s.registry.refusedSessions++;
-  session.once('close', () => s.registry.refusedSessions--);
+  session.once('close', s.registry.hold('refused-session'));
   const port = s.localPort;
   const message =
     why ??

@@ -38,13 +38,13 @@ describe('holdfast check', function () {
     {
       what: 'an unknown key, named by its path',
       yaml: 'authorizedKeys: ak/%u\nroutes:\n  - name: lab\n    to: ["*.lab"]\n    kepalive:\n      client: { interval: 10s }\n',
-      lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, via, gateway, keepalive)'],
+      lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, via, gateway, keepalive, idleTimeout, maxSessionTime)'],
     },
     {
       what: 'an unknown top-level key',
       yaml: 'authorizedKeys: ak/%u\nlisten_port: 22\nroutes: []\n',
       lines: [
-        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, loginGraceTime, maxAuthTries, maxStartups, perSourceMaxStartups, perSourceNetBlockSize, maxChannels, connectTimeout, shutdownTimeout, drainTimeout, workers, logLevel, keepalive, upstreams, upstreamPool, routes)',
+        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, loginGraceTime, maxAuthTries, maxStartups, perSourceMaxStartups, perSourceNetBlockSize, maxChannels, connectTimeout, shutdownTimeout, drainTimeout, workers, idleTimeout, logLevel, keepalive, upstreams, upstreamPool, routes)',
       ],
     },
     {
@@ -155,7 +155,8 @@ describe('holdfast check', function () {
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.include('good.yaml: OK');
     expect(r.stdout).to.include('listen: 127.0.0.1:2022');
-    expect(r.stdout).to.include('lab: users alice; to *.lab:*; keepalive client 30s x 3, upstream 20s x 3');
+    expect(r.stdout).to.include('lab: users alice; to *.lab:*; keepalive client 30s x 3, upstream 20s x 3; idleTimeout off, maxSessionTime none');
+    expect(r.stdout).to.include('idleTimeout off (a connection with no channel)');
   });
 
   it('checks the embedded default when no config is given', function () {
@@ -255,6 +256,7 @@ routes:
     expect(r.stdout).to.include('socket: SO_KEEPALIVE, TCP_KEEPIDLE 20s, TCP_KEEPINTVL 20s, TCP_KEEPCNT 3, TCP_USER_TIMEOUT 1m20s');
     expect(r.stdout).to.include('dead peer: noticed at most 1m20s');
     expect(r.stdout).to.match(/warning: TCP keepalive refreshes kernel NAT\/firewall state.*terminates TCP/);
+    expect(r.stdout).to.include('limits: idleTimeout off, maxSessionTime none');
   });
 
   it('warns about fast probes, countMax 0 and a leg with keepalive off', function () {
@@ -287,6 +289,8 @@ routes:
     to: ["db?.internal:*"]
     gateway: { user: "ops-%u", agent: true, hostKeyPolicy: accept-new }
     keepalive: { upstream: { interval: 20s, countMax: 2 } }
+    idleTimeout: 15m
+    maxSessionTime: 8h
 `,
     );
     const g = holdfast(['explain', '--config', 'gw.yaml', '--gateway', '--user', 'alice', 'db1.internal:2200'], { cwd: dir });
@@ -296,6 +300,9 @@ routes:
     expect(g.stdout).to.include("gateway: holdfast logs in as ops-alice with the user's forwarded agent (ssh -A); host keys accept-new");
     expect(g.stdout).to.include("upstream leg: layer ssh, keepalive@openssh.com global requests on holdfast's own SSH connection to the target\n  policy: interval 20s, countMax 2");
     expect(g.stdout).to.not.include('TCP_KEEPIDLE');
+    expect(g.stdout).to.include('limits: idleTimeout 15m, maxSessionTime 8h; a channel with no data either way for 15m is closed (keepalive traffic does not count); a connection with a channel on this route is closed 8h after it began; the user is warned on stderr 60 s before (at half a shorter limit)');
+    const c = holdfast(['check', '--config', 'gw.yaml'], { cwd: dir });
+    expect(c.stdout).to.include('idleTimeout 15m, maxSessionTime 8h');
     const j = holdfast(['explain', '--config', 'gw.yaml', '--user', 'alice', 'db1.internal:2200'], { cwd: dir });
     expect(j.code).to.equal(1);
     expect(j.stdout).to.include('route: none: holdfast answers "administratively prohibited"');

@@ -133,6 +133,32 @@ ${['b1', 'b1-changed', 'b1-changed-new', 'b1-unknown', 'b1-new', 'b1-badkey']
     expect(open.hops).to.deep.equal([`root@127.0.0.1:${b1.port}`, `root@127.0.0.1:${b2.port}`]);
   });
 
+  it('a reload re-plans the pooled bastion connection under a live channel (the SSH keepalive of the route now in force)', async function () {
+    this.timeout(30_000);
+    const file = path.join(scene.dir, 'holdfast.yaml');
+    const original = fs.readFileSync(file, 'utf8');
+    const t0 = Date.now();
+    const since = (l: Record<string, unknown>) => Date.parse(String(l.time)) >= t0 - 5;
+    const session = sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'sleep 2; echo ok', {}, 'localhost');
+    const open = await hf.waitForLog((l) => l.event === 'channel-open' && l.route === 'chain' && since(l), 15_000);
+    const hup = async (yaml: string) => {
+      const n = hf.logs.filter((l) => l.event === 'reloaded').length;
+      fs.writeFileSync(file, yaml);
+      hf.proc.kill('SIGHUP');
+      return waitFor(() => hf.logs.filter((l) => l.event === 'reloaded')[n], { what: 'reloaded' });
+    };
+    try {
+      const line = await hup(original.replace('    via: [b1, b2]\n', '    via: [b1, b2]\n    keepalive: { upstream: { interval: 4s, countMax: 2 } }\n'));
+      expect(line).to.include({ sessions: 1, legsReplanned: 1 });
+      const replanned = await hf.waitForLog((l) => l.event === 'leg-replanned' && l.session === open.session);
+      expect(replanned).to.include({ leg: 'upstream', layer: 'ssh', policy: '4s x 2', route: 'chain', channel: open.channel });
+      const r = await session;
+      expect(r.stdout.toString()).to.equal('ok\n');
+    } finally {
+      await hup(original);
+    }
+  });
+
   it('host keys: unknown refused under strict; accepted and recorded under accept-new; changed refused under both', async function () {
     this.timeout(30_000);
     // Changed first: once accept-new has recorded the real key in holdfast's own known_hosts, that

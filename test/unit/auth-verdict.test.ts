@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { expect } from 'chai';
-import { authVerdict, type AuthAttempt } from '../../src/session/auth-verdict.js';
+import { authVerdict, reauthorize, type AuthAttempt } from '../../src/session/auth-verdict.js';
 import { parseAuthorizedKeys } from '../../src/ssh/authorized-keys.js';
 import type { KeyLookup } from '../../src/ssh/auth.js';
 
@@ -78,5 +78,20 @@ describe('auth verdicts (src/session/auth-verdict.ts)', function () {
     if (ok.kind === 'accept') expect({ file: ok.file, line: ok.entry.line }).to.deep.equal({ file: '/keys/alice', line: 1 });
     expect(authVerdict(pk({ blob, signature: other.sign(blob) }), keys, at)).to.deep.equal({ kind: 'fail', why: 'signature did not verify' });
     expect(authVerdict(pk({ blob: Buffer.from('other data'), signature: alice.sign(blob) }), keys, at)).to.include({ kind: 'fail' });
+  });
+
+  it('a reload re-checks a live session\'s key: the entry in force now, or what changed', function () {
+    const entry = parseAuthorizedKeys(alice.line()).keys[0]!;
+    const still = reauthorize(keys, 'alice', entry, '192.0.2.10', at.now);
+    expect(still.ok && still.entry.line).to.equal(1);
+    files.erin = `${alice.line('no-port-forwarding')}\n`;
+    const narrowed = reauthorize(keys, 'erin', entry, '192.0.2.10', at.now);
+    expect(narrowed.ok && narrowed.entry.options.portForwarding, 'the options as they are now').to.equal(false);
+    files.erin = `${other.line()}\n`;
+    expect(reauthorize(keys, 'erin', entry, '192.0.2.10', at.now)).to.deep.equal({ ok: false, why: '/keys/erin: key not in authorized_keys' });
+    files.erin = `${alice.line('expiry-time="20261121"')}\n`;
+    expect(reauthorize(keys, 'erin', entry, '192.0.2.10', at.now)).to.deep.equal({ ok: false, why: '/keys/erin: key expired (expiry-time, line 1)' });
+    expect(reauthorize(keys, 'carol', entry, '192.0.2.10', at.now)).to.deep.equal({ ok: false, why: '/keys/carol: source address 192.0.2.10 not allowed by from= (line 1)' });
+    expect(reauthorize(keys, 'dave', entry, '192.0.2.10', at.now)).to.deep.equal({ ok: false, why: 'cannot read /keys/dave: ENOENT' });
   });
 });

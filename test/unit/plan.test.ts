@@ -3,7 +3,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { loadConfigText } from '../../src/config/load.js';
 import type { ResolvedConfig } from '../../src/config/resolve.js';
-import { planChannel, planGateway, routesFor, type ChannelRequest, type PlanEnv } from '../../src/routing/plan.js';
+import { planChannel, planGateway, recheckChannel, recheckGateway, routedChannel, routesFor, type ChannelRequest, type PlanEnv } from '../../src/routing/plan.js';
 import { AddressGuard } from '../../src/routing/guard.js';
 import type { Lookup } from '../../src/routing/resolve-destination.js';
 import { keygen, removeTempDirs, tempDir } from '../helpers/tmp.js';
@@ -151,6 +151,77 @@ routes:
       expect(none).to.include({ code: 'no-route', told: 'no gateway route allows bob to reach gw1.lab:22' });
       expect(await planGateway('alice', { host: 'db1.internal', port: 5432 }, env)).to.include({ code: 'no-route' });
       expect(await planGateway('alice', { host: 'gone.lab', port: 22 }, env)).to.include({ code: 'unresolved', route: 'gw' });
+    });
+  });
+
+  describe('after a reload (recheckChannel, recheckGateway): no lookup, the same matching', function () {
+    const reloaded = (yaml: string) =>
+      loadConfigText(yaml, { displayName: 'plan2.yaml', baseDir: path.dirname(path.dirname(config.authorizedKeys)), embedded: false, env: {} }).config;
+
+    it('a TCP channel is re-matched on its name and the address it connected to', async function () {
+      const p = await planChannel(req('db1.internal', 5432), env);
+      if (p.kind !== 'tcp') throw new Error(p.kind);
+      const ch = routedChannel(p);
+      expect(ch).to.deep.equal({ host: 'db1.internal', port: 5432, path: { kind: 'tcp', address: '10.1.0.5' } });
+      lookups.length = 0;
+      const same = recheckChannel('alice', { portForwarding: true }, ch, config, env.guard);
+      expect(same.kind === 'route' && same.route.name).to.equal('dba');
+      // A new config: the route that carries it is now "db-new", with other keepalive; by address only.
+      const next = reloaded(`authorizedKeys: ak/%u
+routes:
+  - name: db-new
+    to: ["10.1.0.5:5432"]
+    keepalive: { upstream: { interval: 7s } }
+`);
+      const moved = recheckChannel('alice', { portForwarding: true }, ch, next, env.guard);
+      expect(moved.kind === 'route' && moved.route.name).to.equal('db-new');
+      expect(moved.kind === 'route' && moved.route.keepalive.upstream.interval).to.equal(7000);
+      expect(lookups, 'no DNS lookup on a reload').to.deep.equal([]);
+    });
+
+    it('narrowed: no route allows it any more, or the key does not (permitopen, no-port-forwarding), or the user is no longer listed', async function () {
+      const p = await planChannel(req('db1.internal', 5432), env);
+      if (p.kind !== 'tcp') throw new Error(p.kind);
+      const ch = routedChannel(p);
+      const narrowed = reloaded(`authorizedKeys: ak/%u
+routes:
+  - name: dba
+    users: [alice]
+    to: ["10.1.0.0/16:22"]
+`);
+      const gone = recheckChannel('alice', { portForwarding: true }, ch, narrowed, env.guard);
+      expect(gone).to.include({ kind: 'refused', code: 'no-route', dst: 'db1.internal:5432' });
+      if (gone.kind === 'refused') expect(gone.why).to.match(/^no route allows it any more \(dba: no "to" entry matches/);
+      expect(recheckChannel('bob', { portForwarding: true }, ch, config, env.guard)).to.include({ code: 'no-route' });
+      expect(recheckChannel('alice', { portForwarding: false }, ch, config, env.guard)).to.include({ code: 'port-forwarding-disabled' });
+      expect(recheckChannel('alice', { portForwarding: true, permitOpen: [{ host: 'db2.internal', port: 5432 }] }, ch, config, env.guard)).to.include({ code: 'permitopen' });
+    });
+
+    it('a channel keeps its path: a TCP channel never moves behind a bastion, a bastion channel only to a route with the same chain', async function () {
+      const tcp = routedChannel({ kind: 'tcp', route: config.routes[0]!, host: 'db1.internal', port: 22, dst: 'db1.internal:22', address: '10.1.0.5' });
+      const viaOnly = reloaded(`authorizedKeys: ak/%u
+upstreams:
+  b1: { host: 10.9.0.1, user: root, identity: bastion_key, knownHosts: known_hosts }
+routes:
+  - name: behind-b1
+    to: ["*"]
+    via: b1
+`);
+      expect(recheckChannel('alice', { portForwarding: true }, tcp, viaOnly, env.guard)).to.include({ code: 'no-route' });
+      const p = await planChannel(req('db.far', 22), env);
+      if (p.kind !== 'via') throw new Error(p.kind);
+      const via = routedChannel(p);
+      expect(via.path).to.deep.equal({ kind: 'via', chain: 'b1' });
+      const v = recheckChannel('alice', { portForwarding: true }, via, viaOnly, env.guard);
+      expect(v.kind === 'route' && v.route.name).to.equal('behind-b1');
+      expect(recheckChannel('alice', { portForwarding: true }, via, reloaded('authorizedKeys: ak/%u\nroutes:\n  - name: all\n    to: ["*"]\n'), env.guard)).to.include({ code: 'no-route' });
+    });
+
+    it('a gateway leg is re-matched on its target and address; gone when no gateway route allows it', function () {
+      const ok = recheckGateway('alice', { host: 'gw1.lab', port: 22 }, '10.2.0.1', config, env.guard);
+      expect(ok.kind === 'route' && ok.route.name).to.equal('gw');
+      const gone = recheckGateway('bob', { host: 'gw1.lab', port: 22 }, '10.2.0.1', config, env.guard);
+      expect(gone).to.include({ code: 'no-route', told: 'no gateway route allows bob to reach gw1.lab:22 any more' });
     });
   });
 });

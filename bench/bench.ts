@@ -273,7 +273,7 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
         sshd: one(r.sshd.cpuPctOfCore),
         target: biggest ? '< 1 % of one core' : '(reported)',
         met: r.holdfast.cpuPctOfCore < 1,
-        note: `measured over ${cfg.idleWindowS} s`,
+        note: `measured over ${cfg.idleWindowS} s${r.holdfast.scrapeMs !== undefined ? `; GET /metrics with the ${n} sessions open: ${fmt(r.holdfast.scrapeMs)} ms (median of 5)` : ''}`,
       });
     }
   }

@@ -12,6 +12,7 @@ import { startHoldfast, type Holdfast } from '../test/helpers/holdfast.js';
 import { keygen, knownHostsLine, publicKey, tempDir, removeTempDirs } from '../test/helpers/tmp.js';
 import { CONFIG_HEAD, sshdHostKey } from '../test/helpers/fixture.js';
 import { writeSshConfig } from '../test/helpers/ssh.js';
+import { freePort } from '../test/helpers/ports.js';
 
 export const CIPHER = 'aes128-gcm@openssh.com';
 
@@ -22,6 +23,8 @@ export interface Jump {
   readonly port: number;
   /** The jump host's processes now (sshd forks per connection). */
   pids(): number[];
+  /** holdfast's admin listener (/metrics), HOST:PORT. */
+  readonly admin?: string;
 }
 
 export interface Lab {
@@ -76,8 +79,10 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     'LoginGraceTime 120',
   ]);
   fs.writeFileSync(path.join(dir, 'known_hosts'), `${knownHostsLine(sshdHostKey({ dir }), target.port)}\n`);
+  const adminPort = await freePort();
   const holdfastYaml = (extra = '') =>
-    `${CONFIG_HEAD}${extra}maxChannels: 100
+    `${CONFIG_HEAD}${extra}admin: { address: 127.0.0.1, port: ${adminPort} }
+maxChannels: 100
 maxStartups: "10000:30:10000"
 perSourceMaxStartups: none
 keepalive:
@@ -112,6 +117,7 @@ routes:
       },
       // The primary and its workers.
       pids: () => [holdfast.proc.pid!, ...descendants(holdfast.proc.pid!, 100_000)],
+      admin: `127.0.0.1:${adminPort}`,
     },
     sshd: { name: 'sshd', port: jumpSshd.port, pids: () => [jumpSshd.proc.pid!, ...descendants(jumpSshd.proc.pid!, 100_000)] },
   };

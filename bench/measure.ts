@@ -139,6 +139,8 @@ export interface IdleResult {
   readonly windowS: number;
   readonly processes: number;
   readonly openMs: number;
+  /** holdfast only: median time for GET /metrics with the sessions open (5 scrapes). */
+  readonly scrapeMs?: number;
 }
 
 function rssKiB(pids: number[]): number {
@@ -223,6 +225,18 @@ export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log
   const c0 = cpuSeconds(pids);
   await new Promise((r) => setTimeout(r, windowS * 1000));
   const c1 = cpuSeconds(jump.pids());
+  // What a Prometheus scrape costs with the sessions open (after the CPU window: not counted in it).
+  let scrapeMs: number | undefined;
+  if (jump.admin) {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      const r = await fetch(`http://${jump.admin}/metrics`);
+      await r.text();
+      times.push(performance.now() - t);
+    }
+    scrapeMs = times.sort((a, b) => a - b)[2];
+  }
   for (const c of clients) c.destroy();
   const gone = Date.now() + 60_000;
   // Until the sessions are gone: sshd's per-connection processes have exited (holdfast's primary and
@@ -237,5 +251,6 @@ export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log
     windowS,
     processes: pids.length,
     openMs,
+    ...(scrapeMs !== undefined ? { scrapeMs } : {}),
   };
 }

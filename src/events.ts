@@ -30,6 +30,8 @@ export interface TimeoutReport {
   idleMs: number;
 }
 type Why = { why: string };
+/** A keepalive probe's leg: the route whose policy it runs ("(none)": the top-level default). */
+type KeepaliveLeg = { session?: string; leg: 'client' | 'upstream'; route: string; upstream?: string; dst?: string };
 /** What a reload did to the live sessions of one worker (src/server.ts). */
 export interface ReapplyCounts {
   sessions: number;
@@ -78,6 +80,8 @@ export const EVENTS = {
   'upgrade-begin': ev<{ from: number; to: number; workers: number }>('info', 'SIGUSR2: a new generation of workers is starting from the code on disk'),
   'upgrade-complete': ev<{ generation: number; version: string; workers: number; draining: number; drainTimeoutMs: number }>('info', 'the new generation serves; the old one drains (no new connections; its sessions carry on)'),
   'upgrade-failed': ev<Why & { problems?: string[] }>('error', 'the new generation could not start (or its config has errors): the running one stays'),
+  'admin-listening': ev<{ address: string; port: number }>('info', 'the admin listener (/metrics, /healthz, /sessions) is bound (in the main process)'),
+  'admin-failed': ev<{ error: string; effect: string }>('error', 'the admin listener could not bind or failed; SSH is served as usual'),
   'drain-begin': ev<{ sessions: number; timeoutMs: number }>('info', 'a worker of an old generation stopped accepting; its sessions carry on until they end or drainTimeout'),
   'startup-refused': ev<Why & { src: string; pending: number; notLogged?: number }>('warn', 'a connection refused by maxStartups / perSourceMaxStartups (at most one line per 5 s, with `notLogged`)'),
   'fd-exhausted': ev<Why & { sessions: number; fix: string; notLogged?: number }>('error', 'out of file descriptors: a connection could not be accepted (at most one line per 5 s)'),
@@ -89,7 +93,7 @@ export const EVENTS = {
   'session-channel-refused': ev<Who & { why?: string }>('info', 'a shell/command asked of holdfast itself: the user is told to use -J'),
   'channel-refused': ev<Who & Why & { dst?: string; kind?: string; code: string }>('warn', 'a channel refused before any connection: no route, invalid destination, key options, limits'),
   'channel-connect-failed': ev<Who & Why & { dst: string; addr?: string; route?: string; upstream?: string; via?: string; code: string }>('warn', 'a route allowed the channel but the upstream leg could not be had'),
-  'channel-open': ev<Who & { dst: string; addr?: string; route: Opt<string>; channel: number; kind?: string; command?: string; clientKeepalive: Opt<string>; upstreamKeepalive: Opt<LogFields>; }>('info', "a channel is relaying, with the client leg's policy and the upstream socket's keepalive options as read back"),
+  'channel-open': ev<Who & { dst: string; addr?: string; route: Opt<string>; channel: number; kind?: string; command?: string; connectMs?: number; clientKeepalive: Opt<string>; upstreamKeepalive: Opt<LogFields>; }>('info', "a channel is relaying, with the client leg's policy and the upstream socket's keepalive options as read back"),
   'channel-close': ev<Who & { dst: Opt<string>; addr?: string; route: Opt<string>; channel: number; kind?: string; reason: CloseReason; error?: string; detail?: string; bytesUp: number; bytesDown: number; durationMs: number; windowMiB?: number; }>('info', 'a channel ended: reason, bytes, duration, `windowMiB` (largest receive window granted)'),
   'access-revoked': ev<Who & Why & { dst?: string; channel?: number; route?: string }>('warn', 'a reload took access away from a live session (its key) or channel (its route): what changed; it closes with reason `access-revoked`'),
   'leg-replanned': ev<{ session: string; leg: 'client' | 'upstream'; layer: 'ssh' | 'tcp'; policy: string; channel?: number; dst?: string; route?: string; routes?: string[]; tcp?: LogFields }>(
@@ -98,15 +102,16 @@ export const EVENTS = {
   ),
   'limit-warning': ev<Who & { limit: 'idle-timeout' | 'session-time-limit'; inMs: number; channel?: number }>('info', 'gateway mode: the user was told on stderr that idleTimeout or maxSessionTime is near'),
   'gateway-request-refused': ev<Who & { dst: string; addr: Opt<string>; route: Opt<string>; channel: number; what: string }>('warn', 'a pty, agent or X11 request refused in a gateway session'),
-  'keepalive-probe': ev<{ session: string; leg: 'client'; outstanding: number; routes: string[] }>('debug', 'a client-leg keepalive probe went out'),
-  'client-keepalive-timeout': ev<Who & TimeoutReport & { routes: string[] }>('warn', 'the client leg is dead: policy, probes sent/answered, last RTT, idle time'),
+  'keepalive-probe': ev<KeepaliveLeg & { outstanding: number; routes?: string[] }>('debug', 'a keepalive probe went out on a client, bastion or gateway leg'),
+  'keepalive-reply': ev<KeepaliveLeg & { rttMs: number }>('debug', "a keepalive probe's reply came back, with its round-trip time"),
+  'client-keepalive-timeout': ev<Who & TimeoutReport & { route: string; routes: string[] }>('warn', 'the client leg is dead: policy, probes sent/answered, last RTT, idle time; `route` is the one whose policy it ran'),
   'upstream-keepalive-timeout': ev<TimeoutReport & Partial<Who> & { dst?: Opt<string>; addr?: Opt<string>; route?: string; upstream?: string; policy?: string; channels?: number }>('warn', 'an upstream leg is dead (TCP or SSH layer): the same figures'),
   'upstream-open': ev<{ upstream: string; hops: string[] }>('info', 'a pooled bastion connection was opened'),
   'upstream-close': ev<{ upstream: string; reason: CloseReason; detail?: string; channels: number; durationMs: number }>('info', 'a pooled bastion connection closed, with its reason'),
   'upstream-host-key-unknown': ev<UpstreamKey & Why>('warn', "a bastion's or target's host key is not known (refused under strict)"),
   'upstream-host-key-accepted': ev<UpstreamKey & { recordedIn: string }>('warn', 'a new host key recorded under accept-new'),
   'upstream-host-key-changed': ev<UpstreamKey & Why & { verdict: string; knownAt: string }>('error', 'a host key CHANGED or revoked: refused'),
-  'gateway-open': ev<Who & { dst: string; addr: string; route: string; upstreamUser: string; auth: 'identity' | 'agent'; upstreamKeepalive: LogFields }>('info', "gateway mode: holdfast's SSH leg to the target is up"),
+  'gateway-open': ev<Who & { dst: string; addr: string; route: string; upstreamUser: string; auth: 'identity' | 'agent'; connectMs: number; upstreamKeepalive: LogFields }>('info', "gateway mode: holdfast's SSH leg to the target is up"),
   'gateway-close': ev<Who & { dst: string; route: Opt<string>; reason: CloseReason; durationMs: number; upstreamKeepalive?: LogFields }>('info', "gateway mode: the leg to the target closed, with the leg's probes and RTTs"),
   'gateway-refused': ev<Who & Why & { dst: string; code: string }>('warn', 'gateway mode: no gateway route allows the target'),
   'gateway-connect-failed': ev<Who & Why & { dst: string; addr?: string; route: string; code: string }>('warn', 'gateway mode: the target could not be resolved, reached or logged in to'),

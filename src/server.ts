@@ -17,7 +17,9 @@ import type { EventMap, ReapplyCounts } from './events.js';
 import { systemLookup, type Lookup } from './routing/resolve-destination.js';
 import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
 import { UpstreamPool } from './legs/ssh-upstream.js';
-import { AddressGuard, ownAddresses } from './routing/guard.js';
+import { AddressGuard, adminEndpoint, ownAddresses } from './routing/guard.js';
+import { describeSession, type SessionInfo } from './session/describe.js';
+import type { LiveView } from './metrics/collector.js';
 import { unmapIPv4 } from './routing/canonical.js';
 import { StartupGate } from './startups.js';
 
@@ -61,7 +63,7 @@ export class HoldfastServer {
     this.startedWith = config;
     this.startups = new StartupGate(config.startups);
     // Listeners are bound once (a listen change needs a restart), so holdfast's own addresses too.
-    this.guard = new AddressGuard(ownAddresses(config.listen));
+    this.guard = new AddressGuard(ownAddresses(config.listen), adminEndpoint(config.admin));
     this.keys = this.newKeyStore(config.authorizedKeys);
     this.pool = new UpstreamPool({
       max: config.upstreamPool.max,
@@ -90,6 +92,20 @@ export class HoldfastServer {
 
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** What a metrics scrape reads of the live sessions (src/metrics/collector.ts). */
+  readonly live: LiveView = {
+    sessions: () =>
+      [...this.sessions].map((s) => ({
+        mode: s.mode,
+        channels: () => s.registry.list().map((r) => ({ route: r.route?.name, bytesUp: r.relay.bytesUp, bytesDown: r.relay.bytesDown })),
+      })),
+  };
+
+  /** The live sessions, for the admin API's /sessions. */
+  describeSessions(): SessionInfo[] {
+    return [...this.sessions].map(describeSession);
   }
 
   async start(): Promise<BoundAddress[]> {

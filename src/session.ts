@@ -30,6 +30,7 @@ import { statsForLog, timeoutReport } from './keepalive/report.js';
 import { childReason, disconnectText, type ChildReason, type SessionCloseReason } from './close-reasons.js';
 import type { EventMap, EventName, Who } from './events.js';
 import { formatDuration } from './config/duration.js';
+import { NO_ROUTE } from './metrics/declarations.js';
 import { authVerdict } from './session/auth-verdict.js';
 import { ChannelRegistry } from './session/registry.js';
 import { roughly, SessionLimits } from './session/limits.js';
@@ -131,6 +132,10 @@ export class Session implements LiveSession {
   get signal(): AbortSignal {
     return this.abort.signal;
   }
+  /** How the user logged in (gateway: `user+target`); undefined until authenticated. */
+  get mode(): 'jump' | 'gateway' | undefined {
+    return this.authKey === undefined ? undefined : this.gateway ? 'gateway' : 'jump';
+  }
 
   who(): Who {
     return { session: this.id, user: this.userName, src: this.src };
@@ -180,12 +185,14 @@ export class Session implements LiveSession {
     if (this.closing) return;
     this.state = 'ready';
     const routes = () => this.clientLeg.policies.labels();
+    const route = () => this.clientLeg.policies.currentLabel() ?? NO_ROUTE;
     this.clientLeg.start(this.socket, serverProbe(conn), {
       dead: (stats, p) => {
-        this.ctx.events.emit('client-keepalive-timeout', { ...this.who(), routes: routes(), ...timeoutReport('client', 'ssh', p, stats) });
+        this.ctx.events.emit('client-keepalive-timeout', { ...this.who(), route: route(), routes: routes(), ...timeoutReport('client', 'ssh', p, stats) });
         this.destroy('client-keepalive-timeout');
       },
-      probed: (n) => this.ctx.events.emit('keepalive-probe', () => ({ session: this.id, leg: 'client' as const, outstanding: n, routes: routes() })),
+      probed: (n) => this.ctx.events.emit('keepalive-probe', () => ({ session: this.id, leg: 'client' as const, route: route(), outstanding: n, routes: routes() })),
+      replied: (rttMs) => this.ctx.events.emit('keepalive-reply', () => ({ session: this.id, leg: 'client' as const, route: route(), rttMs })),
     });
     const g = this.gateway;
     g?.start(this, (route) => {

@@ -1,5 +1,5 @@
 /**
- * holdfast's command line: serve, check, schema. Exit codes: 0 ok, 1 runtime failure (e.g. cannot
+ * holdfast's command line: serve, check, explain, sessions, schema. Exit codes: 0 ok, 1 runtime failure (e.g. cannot
  * listen), 64 usage, 70 internal error, 78 config error (systemd's RestartPreventExitStatus).
  */
 import yargs from 'yargs';
@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { summarizeConfig } from './summary.js';
 import { explain } from './explain.js';
+import { runSessions } from './sessions.js';
 import { parseTarget } from '../routing/destination.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_SOFTWARE, EXIT_USAGE } from './exit-codes.js';
 
@@ -99,13 +100,24 @@ export async function main(args: string[]): Promise<number> {
         chosen = () => runExplain(configFile(argv), String(argv.destination), argv.user, argv.from, argv.gateway);
       },
     )
+    .command(
+      'sessions',
+      "List the live sessions (from the admin listener named in the config, or --admin HOST:PORT)",
+      (y) =>
+        y
+          .option('admin', { type: 'string', requiresArg: true, describe: 'the admin listener, HOST:PORT (instead of reading the config)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of a table' }),
+      (argv) => {
+        chosen = () => runSessions({ admin: argv.admin, json: argv.json, load: () => tryLoad(configFile(argv)) });
+      },
+    )
     .command('schema', 'Print the config JSON Schema (for editors)', {}, () => {
       chosen = () => {
         process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
         return EXIT_OK;
       };
     })
-    .demandCommand(1, 'Name a command: serve, check, explain or schema.')
+    .demandCommand(1, 'Name a command: serve, check, explain, sessions or schema.')
     .strict()
     .version(VERSION)
     .help()

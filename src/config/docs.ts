@@ -5,6 +5,7 @@
 import { configJsonSchema } from './schema.js';
 import { reasonTable, REASON_TABLE_END, REASON_TABLE_START } from '../close-reasons.js';
 import { eventTable, EVENT_TABLE_END, EVENT_TABLE_START } from '../events.js';
+import { metricTable, METRIC_TABLE_END, METRIC_TABLE_START } from '../metrics/declarations.js';
 
 type JsonSchema = {
   type?: string | string[];
@@ -68,8 +69,8 @@ export function withConfigTable(readme: string): string {
   return spliceTable(readme, TABLE_START, TABLE_END, configKeyTable());
 }
 
-/** Every generated table of the README: config keys, close reasons (src/close-reasons.ts), events (src/events.ts). */
+/** Every generated table of the README: config keys, close reasons (src/close-reasons.ts), events (src/events.ts), metrics (src/metrics/declarations.ts). */
 export function withGeneratedTables(readme: string): string {
   const r = spliceTable(withConfigTable(readme), REASON_TABLE_START, REASON_TABLE_END, reasonTable());
-  return spliceTable(r, EVENT_TABLE_START, EVENT_TABLE_END, eventTable());
+  return spliceTable(spliceTable(r, EVENT_TABLE_START, EVENT_TABLE_END, eventTable()), METRIC_TABLE_START, METRIC_TABLE_END, metricTable());
 }

@@ -75,6 +75,8 @@ export interface ResolvedConfig {
   readonly workers: number;
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
   readonly keepalive: LegPolicies;
+  /** The admin HTTP listener (metrics, health, sessions), when configured. */
+  readonly admin: { readonly address: string; readonly port: number } | undefined;
   /** A connection with no channel for this long is closed (0 = off); routes default their channel limit to it. */
   readonly idleTimeoutMs: number;
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
@@ -239,6 +241,7 @@ export function resolveConfig(
     logLevel: c.logLevel,
     keepalive,
     idleTimeoutMs: c.idleTimeout,
+    admin: c.admin ? { address: c.admin.address, port: c.admin.port } : undefined,
     upstreams,
     upstreamPool: { max: c.upstreamPool.max, idleTimeoutMs: c.upstreamPool.idleTimeout },
     ownKnownHosts: path.join(stateDir(ctx.env), 'known_hosts'),

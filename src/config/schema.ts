@@ -223,6 +223,15 @@ export const ConfigSchema = z
       'Close a channel after this long with no channel data either way, and a connection left with no channel for this long (OpenSSH ChannelTimeout/UnusedConnectionTimeout); keepalive traffic never counts as activity. 0 = off. Routes can set their own. In gateway mode the user is warned 60 s before (at half the timeout when shorter).',
       '0',
     ),
+    admin: z
+      .strictObject({
+        address: z.string().min(1).default('127.0.0.1').describe('Address of the admin listener (keep it on loopback or a management network).'),
+        port: z.number().int().min(1).max(65535).describe('TCP port of the admin listener (the examples use 9750).'),
+      })
+      .optional()
+      .describe(
+        'HTTP admin listener, off unless configured: GET /metrics (Prometheus), /healthz (200 while accepting, 503 while shutting down) and /sessions (JSON, what `holdfast sessions` shows). Served by the main process for every worker; never reachable through holdfast\'s own forwarding. A change needs a restart.',
+      ),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Least severe level logged.'),
     keepalive: z
       .strictObject({

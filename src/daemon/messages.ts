@@ -1,23 +1,30 @@
 /**
- * The primary and its workers talk over the cluster IPC channel with these messages, and only these.
+ * The primary and its workers talk over the cluster IPC channel with these messages, and only these
+ * (prom-client's own metric requests aside: src/daemon/admin.ts).
  */
+import type { SessionInfo } from '../session/describe.js';
+
 export type ToWorker =
   /** SIGHUP reached the primary: re-read the config. */
   | { readonly holdfast: 'reload' }
   /** An upgrade: stop accepting; sessions carry on until they end, or until `timeoutMs`. */
   | { readonly holdfast: 'drain'; readonly timeoutMs: number }
   /** SIGTERM/SIGINT reached the primary: close every session within shutdownTimeout, then exit. */
-  | { readonly holdfast: 'shutdown' };
+  | { readonly holdfast: 'shutdown' }
+  /** The admin API asks for the live sessions (answered with `sessions` and the same id). */
+  | { readonly holdfast: 'sessions'; readonly id: number };
 
 export type FromWorker =
   /** Listening: the worker serves from now on. */
-  { readonly holdfast: 'ready'; readonly version: string; readonly pid: number };
+  | { readonly holdfast: 'ready'; readonly version: string; readonly pid: number }
+  | { readonly holdfast: 'sessions'; readonly id: number; readonly sessions: SessionInfo[] };
 
 export function isFromWorker(m: unknown): m is FromWorker {
-  return typeof m === 'object' && m !== null && (m as { holdfast?: unknown }).holdfast === 'ready';
+  const k = typeof m === 'object' && m !== null ? (m as { holdfast?: unknown }).holdfast : undefined;
+  return k === 'ready' || k === 'sessions';
 }
 
 export function isToWorker(m: unknown): m is ToWorker {
   const k = typeof m === 'object' && m !== null ? (m as { holdfast?: unknown }).holdfast : undefined;
-  return k === 'reload' || k === 'drain' || k === 'shutdown';
+  return k === 'reload' || k === 'drain' || k === 'shutdown' || k === 'sessions';
 }

@@ -21,6 +21,10 @@ import { createLogger } from '../log.js';
 import { Events } from '../events.js';
 import { EXIT_OK, EXIT_SOFTWARE } from '../cli/exit-codes.js';
 import { isFromWorker, type ToWorker } from './messages.js';
+import type { Server } from 'node:http';
+import { AggregatorRegistry } from 'prom-client';
+import { ADMIN_TIMEOUT_MS, startAdmin, type AdminSources } from './admin.js';
+import type { SessionInfo } from '../session/describe.js';
 
 /** Crashes within this window make the next replacement wait REPLACE_BACKOFF_MS. */
 const CRASH_WINDOW_MS = 10_000;
@@ -66,6 +70,8 @@ class Keeper {
   private starting: Generation | undefined;
   private stopping = false;
   private finish: (code: number) => void = () => {};
+  private admin: Server | undefined;
+  private requestId = 0;
 
   constructor(
     private readonly file: string | undefined,
@@ -91,7 +97,56 @@ class Keeper {
     } finally {
       this.upgrading = false;
     }
+    const admin = this.loaded.config.admin;
+    if (admin && !this.stopping) this.admin = await startAdmin(admin, this.adminSources(), this.events);
     return done;
+  }
+
+  /** What the admin listener serves: every worker's metrics and sessions, and the primary's state. */
+  private adminSources(): AdminSources {
+    const aggregator = new AggregatorRegistry();
+    return {
+      metrics: () => aggregator.clusterMetrics(),
+      sessions: () => this.askSessions(),
+      health: () =>
+        this.stopping
+          ? { ok: false, state: 'shutting down' }
+          : [...this.current.workers].some((w) => this.ready.has(w))
+            ? { ok: true, state: 'serving' }
+            : { ok: false, state: 'starting' },
+    };
+  }
+
+  /** Every serving worker's live sessions (draining ones included), within ADMIN_TIMEOUT_MS. */
+  private askSessions(): Promise<SessionInfo[]> {
+    const id = ++this.requestId;
+    const workers = this.all().filter((w) => this.ready.has(w) && w.isConnected());
+    return new Promise((resolve, reject) => {
+      const out: SessionInfo[] = [];
+      let pending = workers.length;
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`${pending} of ${workers.length} workers did not answer within ${ADMIN_TIMEOUT_MS} ms`));
+      }, ADMIN_TIMEOUT_MS);
+      const onMessage = (w: Worker, m: unknown) => {
+        if (!isFromWorker(m) || m.holdfast !== 'sessions' || m.id !== id || !workers.includes(w)) return;
+        out.push(...m.sessions);
+        if (--pending === 0) {
+          cleanup();
+          resolve(out);
+        }
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        cluster.off('message', onMessage);
+      };
+      if (pending === 0) {
+        cleanup();
+        return resolve(out);
+      }
+      cluster.on('message', onMessage);
+      for (const w of workers) w.send({ holdfast: 'sessions', id } satisfies ToWorker);
+    });
   }
 
   /** The first worker alone (it creates missing host keys), then the rest at once. */
@@ -118,7 +173,7 @@ class Keeper {
     return new Promise((resolve, reject) => {
       w.once('exit', (code) => reject(new WorkerFailed(code ?? EXIT_SOFTWARE)));
       w.on('message', (m: unknown) => {
-        if (!isFromWorker(m) || this.ready.has(w)) return;
+        if (!isFromWorker(m) || m.holdfast !== 'ready' || this.ready.has(w)) return;
         this.ready.add(w);
         this.versions.set(w, m.version);
         this.events.emit('worker-started', { worker: w.id, pid: m.pid, generation: gen.n, version: m.version });
@@ -199,6 +254,8 @@ class Keeper {
     }
     this.stopping = true;
     this.events.emit('signal', { signal });
+    // Health says 503 from now on; the listener closes once every worker is gone.
+    this.admin?.closeIdleConnections();
     this.tellAll({ holdfast: 'shutdown' });
     setTimeout(() => {
       for (const w of this.all()) w.process.kill('SIGKILL');
@@ -208,7 +265,10 @@ class Keeper {
   }
 
   private maybeDone(): void {
-    if (this.stopping && this.all().length === 0) this.finish(EXIT_OK);
+    if (!this.stopping || this.all().length > 0) return;
+    this.admin?.close();
+    this.admin?.closeAllConnections();
+    this.finish(EXIT_OK);
   }
 
   private all(): Worker[] {

@@ -15,11 +15,15 @@ import { HoldfastServer, ListenError } from '../server.js';
 import { VERSION } from '../version.js';
 import { EXIT_FAILURE, EXIT_OK } from '../cli/exit-codes.js';
 import { isToWorker, type FromWorker } from './messages.js';
+import { Metrics } from '../metrics/collector.js';
+import { serveMetricsToPrimary } from './admin.js';
 
 export async function runWorker(file: string | undefined, loaded: LoadedConfig): Promise<number> {
   const log = createLogger({ level: loaded.config.logLevel, base: { worker: cluster.worker?.id ?? 0 } });
   const events = Events.loggingTo(log);
   const server = new HoldfastServer(loaded.config, events);
+  // The primary's admin listener aggregates every worker's registry (src/daemon/admin.ts).
+  serveMetricsToPrimary(new Metrics(events, server.live));
   try {
     await server.start();
   } catch (err) {
@@ -41,6 +45,10 @@ export async function runWorker(file: string | undefined, loaded: LoadedConfig):
     process.on('message', (m: unknown) => {
       if (!isToWorker(m)) return;
       if (m.holdfast === 'reload') reload(server, file, log);
+      else if (m.holdfast === 'sessions') {
+        const answer: FromWorker = { holdfast: 'sessions', id: m.id, sessions: server.describeSessions().map((s) => ({ ...s, worker: cluster.worker?.id ?? 0 })) };
+        process.send?.(answer);
+      }
       else if (m.holdfast === 'drain') end(server.drain(m.timeoutMs));
       else end(server.stop());
     });

@@ -37,6 +37,14 @@ export class PolicySet<K = object> {
     return strictest([...this.entries.values()].map((e) => e.policy)) ?? this.fallback();
   }
 
+  /** The label (route name) of the entry whose policy is current; undefined when the fallback runs. */
+  currentLabel(): string | undefined {
+    const p = strictest([...this.entries.values()].map((e) => e.policy));
+    if (!p) return undefined;
+    for (const e of this.entries.values()) if (e.policy === p) return e.label;
+    return undefined;
+  }
+
   /** The distinct labels (route names) of the entries. */
   labels(): string[] {
     return [...new Set([...this.entries.values()].map((e) => e.label))];

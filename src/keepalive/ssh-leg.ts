@@ -25,6 +25,8 @@ export interface SshLegHooks {
   dead(stats: MonitorStats, policy: KeepalivePolicy): void;
   /** A probe went out (`outstanding` unanswered since the last byte received). */
   probed?(outstanding: number): void;
+  /** A probe's reply came back after `rttMs`. */
+  replied?(rttMs: number): void;
 }
 
 export class SshLegKeepalive {
@@ -43,7 +45,10 @@ export class SshLegKeepalive {
       probe: () => {
         const sentAt = clock.now();
         send(() => {
-          if (!this.stopped) this.monitor.replied(clock.now() - sentAt);
+          if (this.stopped) return;
+          const rtt = clock.now() - sentAt;
+          this.monitor.replied(rtt);
+          hooks.replied?.(rtt);
         });
         hooks.probed?.(this.monitor.stats().outstanding);
       },

@@ -80,6 +80,7 @@ export class GatewayUpstream {
 
   private async connect(): Promise<Client_> {
     const { config, events, who } = this.deps;
+    const began = performance.now();
     const plan = await planGateway(this.user, { host: this.host, port: this.port }, this.deps);
     if (this.closed) throw new GatewayRefused('closed', 'the session is closing');
     if (plan.kind === 'refused') {
@@ -123,7 +124,12 @@ export class GatewayUpstream {
     client.on('error', (err: Error) => this.die('upstream-error', err.message));
     // The route now in force: a reload during the login may have re-matched it.
     const policy = this.route.keepalive.upstream;
-    this.keepalive = new SshLegKeepalive(policy, transport(client), clientProbe(client), { dead: (stats, p) => this.keepaliveDead(stats, p) });
+    const leg = () => ({ session: who.session, leg: 'upstream' as const, route: this.route!.name, dst: this.dst });
+    this.keepalive = new SshLegKeepalive(policy, transport(client), clientProbe(client), {
+      dead: (stats, p) => this.keepaliveDead(stats, p),
+      probed: (n) => events.emit('keepalive-probe', () => ({ ...leg(), outstanding: n })),
+      replied: (rttMs) => events.emit('keepalive-reply', () => ({ ...leg(), rttMs })),
+    });
     events.emit('gateway-open', {
       ...who,
       dst: this.dst,
@@ -131,6 +137,7 @@ export class GatewayUpstream {
       route: route.name,
       upstreamUser,
       auth: g.identity ? 'identity' : 'agent',
+      connectMs: Math.round(performance.now() - began),
       upstreamKeepalive: { layer: 'ssh', policy: describePolicy(policy) },
     });
     return client;
@@ -181,6 +188,11 @@ export class GatewayUpstream {
         reject(new GatewayRefused('closed', `the connection to ${this.dst} is gone (${String(err)})`));
       }
     });
+  }
+
+  /** The leg's keepalive figures (RTT, probes); undefined until it is logged in. */
+  stats(): MonitorStats | undefined {
+    return this.keepalive?.stats();
   }
 
   /** A reload re-matched the leg to `route`: its keepalive follows the route's upstream policy. The new policy when it changed. */

@@ -19,6 +19,7 @@ import { SshLegKeepalive } from '../keepalive/ssh-leg.js';
 import { timeoutReport } from '../keepalive/report.js';
 import { clientProbe, transport } from '../ssh/ping.js';
 import { bastionTarget, dialSsh, UpstreamDialError, type DialOptions } from './ssh-dial.js';
+import { NO_ROUTE } from '../metrics/declarations.js';
 
 export { UpstreamDialError };
 
@@ -151,10 +152,15 @@ export class PooledUpstream {
     }
     this.stopIdle();
     if (this.keepalive) return this.keepalive.setPolicy(policy);
+    const route = () => this.channels.currentLabel() ?? NO_ROUTE;
+    const events = this.opts.events;
     this.keepalive = new SshLegKeepalive(policy, transport(this.client), clientProbe(this.client), {
+      probed: (n) => events.emit('keepalive-probe', () => ({ leg: 'upstream' as const, route: route(), upstream: this.key, outstanding: n })),
+      replied: (rttMs) => events.emit('keepalive-reply', () => ({ leg: 'upstream' as const, route: route(), upstream: this.key, rttMs })),
       dead: (stats, p) => {
         this.opts.events.emit('upstream-keepalive-timeout', {
           upstream: this.key,
+          route: route(),
           policy: describePolicy(p),
           channels: this.handles.size,
           ...timeoutReport('upstream', 'ssh', p, stats),

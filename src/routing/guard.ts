@@ -54,11 +54,40 @@ export function ownAddresses(listen: readonly Listen[], interfaces = os.networkI
   return [...out];
 }
 
+/** The admin listener as the guard sees it: the addresses that reach it, and its port. */
+export interface AdminEndpoint {
+  /** Canonical addresses that reach the listener; with `any`, every own and loopback address does. */
+  readonly addresses: readonly string[];
+  readonly any: boolean;
+  readonly port: number;
+}
+
+export function adminEndpoint(admin: { readonly address: string; readonly port: number } | undefined): AdminEndpoint | undefined {
+  if (!admin) return undefined;
+  const any = admin.address === '0.0.0.0' || admin.address === '::';
+  return { addresses: any ? [] : [canonicalAddress(admin.address)], any, port: admin.port };
+}
+
 export class AddressGuard {
   private readonly own: ReadonlyMap<string, Protection>;
 
-  constructor(own: readonly string[]) {
+  constructor(
+    own: readonly string[],
+    /** holdfast's admin listener: never a destination, whatever a route says. */
+    private readonly admin?: AdminEndpoint,
+  ) {
     this.own = new Map(own.map((a) => [a, block("one of holdfast's own addresses", `${a}/${net.isIPv6(a) ? 128 : 32}`)]));
+  }
+
+  /** True when address:port is holdfast's admin listener (refused even when a route names it). */
+  isAdmin(address: string, port: number): boolean {
+    const a = this.admin;
+    if (!a || port !== a.port || net.isIP(address) === 0) return false;
+    if (a.addresses.includes(address)) return true;
+    if (!a.any || this.own.has(address)) return a.any;
+    // Listening on 0.0.0.0 / ::, it answers on loopback and "this host" addresses as well.
+    const p = this.protection(address);
+    return p !== null && !p.what.startsWith('a link-local');
   }
 
   /** Why `address` (canonical) needs an explicit entry, or null when a wildcard may reach it. */

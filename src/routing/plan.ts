@@ -17,10 +17,12 @@ import { findRoute, formatDestination } from './route-table.js';
 import type { AddressGuard } from './guard.js';
 import { canonicalDestination, resolveAndRoute, type Canonical, type Lookup } from './resolve-destination.js';
 
-export type RefusalCode = 'invalid-destination' | 'port-forwarding-disabled' | 'permitopen' | 'max-channels' | 'no-route' | 'unresolved';
+export type RefusalCode = 'invalid-destination' | 'port-forwarding-disabled' | 'permitopen' | 'max-channels' | 'no-route' | 'unresolved' | 'admin-port';
 
 /** The refusals a gateway login can get (planGateway). */
-export type GatewayRefusalCode = Extract<RefusalCode, 'invalid-destination' | 'no-route' | 'unresolved'>;
+export type GatewayRefusalCode = Extract<RefusalCode, 'invalid-destination' | 'no-route' | 'unresolved' | 'admin-port'>;
+
+const ADMIN_WHY = "holdfast's own admin listener is never a destination";
 
 export interface Refusal<C extends RefusalCode = RefusalCode> {
   readonly kind: 'refused';
@@ -100,6 +102,7 @@ export async function planChannel(req: ChannelRequest, env: PlanEnv): Promise<Ch
   if (res.kind === 'unresolved') {
     return refusal('unresolved', dst, `cannot resolve: ${res.code}`, `cannot resolve ${host}: ${res.code}`, 'connect-failed', res.route.name);
   }
+  if (env.guard.isAdmin(res.address, port)) return refusal('admin-port', dst, ADMIN_WHY, `holdfast: ${dst} is the jump host's admin port`);
   return { kind: 'tcp', route: res.decision.route, host, port, dst, address: res.address };
 }
 
@@ -127,6 +130,7 @@ export async function planGateway(user: string, target: { host: string; port: nu
     return refusal('no-route', dst, `no gateway route allows it (${missesText(res.decision.misses, 'no gateway routes configured')})`, `no gateway route allows ${user} to reach ${dst}`);
   }
   if (res.kind === 'unresolved') return refusal('unresolved', dst, `cannot resolve: ${res.code}`, `cannot resolve ${target.host}: ${res.code}`, 'connect-failed', res.route.name);
+  if (env.guard.isAdmin(res.address, target.port)) return refusal('admin-port', dst, ADMIN_WHY, `${dst} is the jump host's admin port`);
   return { kind: 'gateway-target', route: res.decision.route, address: res.address, dst };
 }
 

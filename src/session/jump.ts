@@ -48,6 +48,7 @@ export async function openJump(
     if (plan.kind === 'refused') return refuse(s, reject, plan);
     if (s.closing) return rejectChannel(s.conn, reject, 'connect-failed', 'session is closing');
     let leg: UpstreamLeg;
+    const dialStart = performance.now();
     try {
       leg = await dial(plan, {
         pool: s.ctx.pool,
@@ -63,7 +64,7 @@ export async function openJump(
       if (!s.closing) s.failure('channel-connect-failed', { ...s.who(), dst: plan.dst, ...f.fields, why: f.why, code: f.code });
       return rejectChannel(s.conn, reject, 'connect-failed', f.told);
     }
-    relay(s, accept, reject, leg, plan.dst, plan.kind === 'gateway' ? undefined : routedChannel(plan));
+    relay(s, accept, reject, leg, plan.dst, plan.kind === 'gateway' ? undefined : routedChannel(plan), performance.now() - dialStart);
   } finally {
     release();
   }
@@ -77,7 +78,7 @@ function refuse(s: SessionScope, reject: () => void, r: Refusal): void {
 }
 
 /** The upstream leg is up: confirm the channel to the client and relay (or let go). */
-function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject: () => void, leg: UpstreamLeg, dst: string, routed: RoutedChannel | undefined): void {
+function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject: () => void, leg: UpstreamLeg, dst: string, routed: RoutedChannel | undefined, connectMs: number): void {
   if (s.closing) {
     leg.stream.destroy();
     leg.release();
@@ -121,6 +122,7 @@ function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject:
     addr: leg.addr,
     route: route.name,
     channel: id,
+    connectMs: Math.round(connectMs * 10) / 10,
     clientKeepalive: s.clientKeepalive(),
     upstreamKeepalive: leg.tcp ? { ...leg.tcp } : { layer: 'ssh', policy: describePolicy(route.keepalive.upstream) },
   });

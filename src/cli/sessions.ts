@@ -1,0 +1,70 @@
+/**
+ * `holdfast sessions [--config FILE | --admin HOST:PORT] [--json]`: the live sessions, from the admin
+ * listener's /sessions (every worker's), as a table or as JSON.
+ */
+import type { SessionInfo, LegInfo } from '../session/describe.js';
+import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+import type { LoadedConfig } from '../config/load.js';
+
+export async function runSessions(opts: { admin: string | undefined; json: boolean; load: () => LoadedConfig | null }): Promise<number> {
+  let at: string;
+  if (opts.admin !== undefined) {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(opts.admin)) {
+      process.stderr.write(`holdfast: --admin ${JSON.stringify(opts.admin)} is not HOST:PORT\n`);
+      return EXIT_USAGE;
+    }
+    at = opts.admin;
+  } else {
+    const loaded = opts.load();
+    if (!loaded) return EXIT_CONFIG;
+    const a = loaded.config.admin;
+    if (!a) {
+      process.stderr.write(`holdfast: ${loaded.config.source} has no admin listener; add  admin: { address: 127.0.0.1, port: 9750 }  and restart holdfast, or pass --admin HOST:PORT\n`);
+      return EXIT_CONFIG;
+    }
+    const host = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '[::1]' : a.address.includes(':') ? `[${a.address}]` : a.address;
+    at = `${host}:${a.port}`;
+  }
+  let sessions: SessionInfo[];
+  try {
+    const res = await fetch(`http://${at}/sessions`, { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).trim()}`);
+    sessions = (await res.json()) as SessionInfo[];
+  } catch (err) {
+    const why = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+    process.stderr.write(`holdfast: cannot read sessions from http://${at}/sessions: ${why} (is holdfast running with admin: configured?)\n`);
+    return EXIT_FAILURE;
+  }
+  process.stdout.write(opts.json ? `${JSON.stringify(sessions, null, 2)}\n` : table(sessions));
+  return EXIT_OK;
+}
+
+function rtt(l: LegInfo | null): string {
+  if (!l) return '-';
+  const f = (v: number | null) => (v === null ? '-' : `${v}`);
+  return `${f(l.lastRttMs)}/${f(l.srttMs)} ms ${l.probesAnswered}/${l.probesSent}`;
+}
+
+function bytes(n: number): string {
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)}M` : n >= 1024 ? `${(n / 1024).toFixed(1)}K` : `${n}`;
+}
+
+function table(sessions: SessionInfo[]): string {
+  const head = ['ID', 'USER', 'SOURCE', 'MODE', 'ROUTES', 'DESTINATIONS', 'AGE', 'UP', 'DOWN', 'CLIENT RTT last/srtt, answered/sent', 'UPSTREAM'];
+  const rows = sessions.map((s) => [
+    s.id,
+    s.user ?? '(authenticating)',
+    s.src,
+    s.mode ?? '-',
+    s.routes.join(',') || '-',
+    s.destinations.join(',') || '-',
+    `${s.ageS}s`,
+    bytes(s.bytesUp),
+    bytes(s.bytesDown),
+    rtt(s.client),
+    !s.upstream ? '-' : 'layer' in s.upstream ? `${s.upstream.layer}, ${s.upstream.channels} channel(s)` : `ssh ${s.upstream.state} ${rtt(s.upstream)}`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return `${[line(head), ...rows.map(line)].join('\n')}\n${sessions.length} session(s)\n`;
+}

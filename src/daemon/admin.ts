@@ -1,0 +1,69 @@
+/**
+ * The admin HTTP listener, in the primary (it sees every worker, and outlives upgrades): GET /metrics
+ * (every worker's registry aggregated by prom-client's AggregatorRegistry over the cluster IPC
+ * channel), GET /healthz (200 while accepting, 503 while starting or shutting down) and GET /sessions
+ * (JSON, each worker's live sessions). Off unless `admin:` is configured; it is never a destination
+ * of holdfast's own forwarding (src/routing/guard.ts isAdmin).
+ */
+import http from 'node:http';
+import { AggregatorRegistry } from 'prom-client';
+import type { Events } from '../events.js';
+import type { Metrics } from '../metrics/collector.js';
+import type { SessionInfo } from '../session/describe.js';
+
+/** In a worker: answer the primary's metric requests from this worker's registry. */
+export function serveMetricsToPrimary(m: Metrics): void {
+  AggregatorRegistry.setRegistries([m.registry]);
+  // prom-client installs the worker's IPC listener when an AggregatorRegistry is constructed.
+  new AggregatorRegistry();
+}
+
+export interface AdminSources {
+  metrics(): Promise<string>;
+  sessions(): Promise<SessionInfo[]>;
+  health(): { readonly ok: boolean; readonly state: string };
+}
+
+/** A scrape or a `holdfast sessions` call never waits longer than this for the workers. */
+export const ADMIN_TIMEOUT_MS = 5000;
+
+export function startAdmin(at: { readonly address: string; readonly port: number }, src: AdminSources, events: Events): Promise<http.Server | undefined> {
+  const server = http.createServer((req, res) => void answer(req, res, src));
+  server.requestTimeout = ADMIN_TIMEOUT_MS * 2;
+  server.headersTimeout = ADMIN_TIMEOUT_MS;
+  server.maxConnections = 64;
+  return new Promise((resolve) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      events.emit('admin-failed', { error: `cannot listen on ${at.address}:${at.port}: ${err.code ?? err.message}`, effect: 'no /metrics, /healthz or /sessions; SSH is served as usual' });
+      resolve(undefined);
+    });
+    server.listen({ host: at.address, port: at.port }, () => {
+      server.removeAllListeners('error');
+      server.on('error', (err) => events.emit('admin-failed', { error: String(err), effect: 'the admin listener failed' }));
+      const a = server.address() as import('node:net').AddressInfo;
+      events.emit('admin-listening', { address: a.address, port: a.port });
+      resolve(server);
+    });
+  });
+}
+
+async function answer(req: http.IncomingMessage, res: http.ServerResponse, src: AdminSources): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET\n');
+  try {
+    if (path === '/metrics') return send(res, 200, AggregatorRegistry.PROMETHEUS_CONTENT_TYPE, await src.metrics());
+    if (path === '/healthz') {
+      const h = src.health();
+      return send(res, h.ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: h.state })}\n`);
+    }
+    if (path === '/sessions') return send(res, 200, 'application/json', `${JSON.stringify(await src.sessions())}\n`);
+    return send(res, 404, 'text/plain', 'not found: try /metrics, /healthz or /sessions\n');
+  } catch (err) {
+    return send(res, 500, 'text/plain', `${err instanceof Error ? err.message : String(err)}\n`);
+  }
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(body);
+}

@@ -96,11 +96,13 @@ export class HoldfastServer {
 
   /** What a metrics scrape reads of the live sessions (src/metrics/collector.ts). */
   readonly live: LiveView = {
-    sessions: () =>
-      [...this.sessions].map((s) => ({
-        mode: s.mode,
-        channels: () => s.registry.list().map((r) => ({ route: r.route?.name, bytesUp: r.relay.bytesUp, bytesDown: r.relay.bytesDown })),
-      })),
+    visit: (session, channel) => {
+      for (const s of this.sessions) {
+        const mode = s.mode;
+        session(mode);
+        if (mode) s.registry.forEach((r) => channel(r.route?.name, r.relay.bytesUp, r.relay.bytesDown));
+      }
+    },
   };
 
   /** The live sessions, for the admin API's /sessions. */

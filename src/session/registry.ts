@@ -95,6 +95,10 @@ export class ChannelRegistry {
     return [...this.records.keys()];
   }
 
+  forEach(fn: (rec: ChannelRecord) => void): void {
+    for (const rec of this.records.keys()) fn(rec);
+  }
+
   /** The routes of the open channels (each once). */
   routes(): ResolvedRoute[] {
     const out = new Set<ResolvedRoute>();

@@ -261,7 +261,7 @@ routes:
     for (const p of dash.panels) expect(p.targets.length, p.title).to.be.greaterThan(0);
   });
 
-  it('with workers: 2, /metrics and /sessions cover both workers', async function () {
+  it('with workers: 2, /metrics and /sessions cover both workers; /healthz says 503 while shutting down', async function () {
     this.timeout(60_000);
     const port2 = await freePort();
     const dir = fs.mkdtempSync(path.join(scene.dir, 'two-'));
@@ -286,6 +286,23 @@ routes:
       expect(sample(text, 'holdfast_sessions_active', { mode: 'jump' })).to.equal(2);
       expect(sample(text, 'holdfast_channels_active', { route: 'two' })).to.equal(2);
       expect(sample(text, 'holdfast_build_info')).to.equal(1);
+      // Shutting down: /healthz says 503 while the sessions are being closed. Frozen clients keep
+      // their sessions open for the 1 s a graceful close may take.
+      const clients = procs.slice(-2);
+      for (const p of clients) process.kill(-p.pid!, 'SIGSTOP');
+      try {
+        hf2.proc.kill('SIGTERM');
+        const status = await waitFor(
+          async () => {
+            const r = await fetch(`http://127.0.0.1:${port2}/healthz`).catch(() => null);
+            return r?.status === 503 ? ((await r.json()) as { status: string }).status : undefined;
+          },
+          { timeoutMs: 3000, intervalMs: 20, what: '/healthz to say 503' },
+        );
+        expect(status).to.equal('shutting down');
+      } finally {
+        for (const p of clients) process.kill(-p.pid!, 'SIGCONT');
+      }
     } finally {
       await hf2.stop();
     }

@@ -6,13 +6,14 @@
 import { createWindowBudget, USER_WINDOW_BUDGET, WINDOW_BUDGET, type WindowBudget } from './ssh/channel-window.js';
 import net from 'node:net';
 import { VERSION } from './version.js';
-import type { ResolvedConfig } from './config/resolve.js';
+import type { Listener, ResolvedConfig } from './config/resolve.js';
 import { Events } from './events.js';
 import { AuthorizedKeysStore } from './ssh/auth.js';
 import { loadOrCreateHostKey } from './ssh/host-keys.js';
 import { createSsh2Server } from './ssh/server-adapter.js';
 import { nativeCryptoAvailable, type Connection } from './ssh/ssh2.js';
 import { Session, type SessionContext } from './session.js';
+import { ProxyGate, type Peer } from './ingress/proxy-gate.js';
 import type { EventMap, ReapplyCounts } from './events.js';
 import { systemLookup, type Lookup } from './routing/resolve-destination.js';
 import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
@@ -50,6 +51,13 @@ export class HoldfastServer {
   private readonly startedWith: ResolvedConfig;
   private readonly startups: StartupGate;
   private readonly throttle = new Map<string, { last: number; suppressed: number }>();
+  private readonly proxyGate = new ProxyGate({
+    admit: (sock, peer) => this.admit(sock, peer),
+    refused: (src, cause, why) => this.throttled('proxy-refused', { src, cause, why }),
+    unknown: (src, what) => this.throttled('proxy-address-unknown', { src, why: `${what}: the balancer did not give the client's address, so its own is used`, fix: 'send TCP client addresses (haproxy: send-proxy-v2)' }),
+    noClient: (src, what) => this.events.emit('proxy-no-client', { src, what }),
+    stopping: () => this.stopping !== undefined,
+  });
   /** What every session is given (src/session/scope.ts). */
   private readonly sessionContext: SessionContext;
 
@@ -135,7 +143,7 @@ export class HoldfastServer {
 
     const bound: BoundAddress[] = [];
     try {
-      for (const l of c.listen) bound.push(await this.listen(l.address, l.port));
+      for (const [i, l] of c.listen.entries()) bound.push(await this.listen(l.address, l.port, i));
     } catch (err) {
       this.closeListeners();
       throw err;
@@ -154,9 +162,9 @@ export class HoldfastServer {
     return bound;
   }
 
-  private listen(address: string, port: number): Promise<BoundAddress> {
+  private listen(address: string, port: number, index: number): Promise<BoundAddress> {
     return new Promise((resolve, reject) => {
-      const srv = net.createServer({ noDelay: true, pauseOnConnect: false }, (sock) => this.onSocket(sock));
+      const srv = net.createServer({ noDelay: true, pauseOnConnect: false }, (sock) => this.onSocket(sock, index));
       srv.once('error', (err: NodeJS.ErrnoException) => {
         const why =
           err.code === 'EADDRINUSE'
@@ -184,32 +192,48 @@ export class HoldfastServer {
     });
   }
 
-  private onSocket(sock: net.Socket): void {
+  private onSocket(sock: net.Socket, index: number): void {
     if (this.stopping) {
       sock.destroy();
       return;
     }
-    const ip = unmapIPv4(sock.remoteAddress ?? '');
-    const admission = this.startups.admit(ip);
+    const peer: Peer = { ip: unmapIPv4(sock.remoteAddress ?? ''), port: sock.remotePort ?? 0 };
+    const listener = this.listenerNow(index);
+    // No peer address: reset before it reached this worker (a balancer's health check does that).
+    if (listener.proxyProtocol && !peer.ip) sock.destroy();
+    else if (listener.proxyProtocol) this.proxyGate.accept(sock, listener.proxyProtocol, peer);
+    else this.admit(sock, peer);
+  }
+
+  /** Admits a connection by its client address (the startup gate) and starts its session. */
+  private admit(sock: net.Socket, peer: Peer): void {
+    const admission = this.startups.admit(peer.ip);
     if (!admission.ok) {
       // Refused before any byte is read: sshd does the same (it closes the socket).
       sock.destroy();
-      this.throttled('startup-refused', { src: `${ip}:${sock.remotePort ?? 0}`, why: admission.why, pending: this.startups.pendingStartups });
+      this.throttled('startup-refused', { src: `${peer.ip}:${peer.port}`, why: admission.why, pending: this.startups.pendingStartups });
       return;
     }
-    const session = new Session(sock, this.sessionContext, admission.release);
+    const session = new Session(sock, this.sessionContext, peer, admission.release);
     this.sessions.add(session);
     void session.closed.then(() => this.sessions.delete(session));
     this.bySocket.set(sock, session);
-    this.events.emit('session-start', { session: session.id, src: session.src });
+    this.events.emit('session-start', { session: session.id, src: session.src, ...(peer.via ? { via: peer.via } : {}) });
     this.ssh2!.injectSocket(sock);
+  }
+
+  /** Listener `index` as the config now in force has it (a reload changes proxyProtocol), or as bound. */
+  private listenerNow(index: number): Listener {
+    const bound = this.startedWith.listen[index]!;
+    const now = this.config.listen[index];
+    return now && now.address === bound.address && now.port === bound.port ? now : bound;
   }
 
   /**
    * Lines an outsider can cause at any rate (refused startups, fd exhaustion): the first of each
    * event is logged at once, then at most one line per THROTTLE_MS carrying how many were not logged.
    */
-  private throttled<K extends 'startup-refused' | 'fd-exhausted'>(event: K, fields: EventMap[K]): void {
+  private throttled<K extends 'startup-refused' | 'fd-exhausted' | 'proxy-refused' | 'proxy-address-unknown'>(event: K, fields: EventMap[K]): void {
     const t = this.throttle.get(event) ?? { last: 0, suppressed: 0 };
     this.throttle.set(event, t);
     const now = Date.now();
@@ -260,7 +284,8 @@ export class HoldfastServer {
     // Compared with what the process started with (what is bound now), not with the previous
     // reload: a change that was undone needs no restart any more.
     const restart: string[] = [];
-    if (JSON.stringify(next.listen) !== JSON.stringify(this.startedWith.listen)) restart.push('listen');
+    const bound = (c: ResolvedConfig) => JSON.stringify(c.listen.map((l) => [l.address, l.port]));
+    if (bound(next) !== bound(this.startedWith)) restart.push('listen');
     if (JSON.stringify(next.hostKeys) !== JSON.stringify(this.startedWith.hostKeys)) restart.push('hostKeys');
     if (next.authorizedKeys !== this.config.authorizedKeys) this.keys = this.newKeyStore(next.authorizedKeys);
     this.config = next;
@@ -315,6 +340,7 @@ export class HoldfastServer {
 
   private closeListeners(): void {
     for (const l of this.listeners.splice(0)) l.close();
+    this.proxyGate.closeAll();
   }
 }
 

@@ -40,6 +40,7 @@ import { GatewaySession } from './session/gateway.js';
 import { openJump } from './session/jump.js';
 import { refuseGlobalRequest, refuseSession, type ForwardRequest } from './session/not-offered.js';
 import type { SessionContext } from './session/scope.js';
+import type { Peer } from './ingress/proxy-gate.js';
 
 export type { SessionContext };
 export type SessionState = 'handshake' | 'auth' | 'ready' | 'closing' | 'closed';
@@ -100,12 +101,14 @@ export class Session implements LiveSession {
   constructor(
     readonly socket: net.Socket,
     readonly ctx: SessionContext,
+    /** Who the client is: the socket's peer, or what a trusted balancer's PROXY header said. */
+    readonly peer: Peer,
     /** The connection stopped being an unauthenticated "startup" (src/startups.ts): called once. */
     private readonly startupEnded: () => void = () => {},
   ) {
     this.closed = new Promise((resolve) => (this.settle = resolve));
-    this.clientIp = unmapIPv4(socket.remoteAddress ?? '');
-    this.src = `${this.clientIp || '?'}:${socket.remotePort ?? 0}`;
+    this.clientIp = unmapIPv4(peer.ip);
+    this.src = `${this.clientIp || '?'}:${peer.port}`;
     this.localPort = socket.localPort ?? 0;
     socket.setNoDelay(true);
     coalesceWrites(socket);
@@ -331,6 +334,7 @@ export class Session implements LiveSession {
       session: this.id,
       user: this.userName ?? null,
       src: this.src,
+      ...(this.peer.via ? { via: this.peer.via } : {}),
       authenticated,
       reason,
       ...(this.detail ? { detail: this.detail } : {}),

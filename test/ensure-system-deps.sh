@@ -2,7 +2,8 @@
 # Installs what the integration tests need from Debian when it is missing: the OpenSSH server (a real
 # target and bastion), the OpenSSH client, iproute2 (ss, ip netns), nftables and conntrack (kernel
 # middleboxes), Dropbear's client (a second SSH implementation logging in through holdfast),
-# Prometheus (promtool checks the metrics and alert rules; a real server scrapes holdfast). Runs as root with apt-get; otherwise it says what is missing and the tests that need
+# Prometheus (promtool checks the metrics and alert rules; a real server scrapes holdfast), haproxy (a
+# real load balancer sending PROXY protocol to two replicas). Runs as root with apt-get; otherwise it says what is missing and the tests that need
 # it say what they skipped.
 set -u
 need=()
@@ -14,6 +15,7 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
 command -v dbclient >/dev/null 2>&1 || need+=(dropbear-bin)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 [ ${#need[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -31,6 +31,10 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
     out.push(
       `source: ${req.from} (routes do not restrict by source address; a key's from= option in authorized_keys does)`,
     );
+    const proxied = config.listen.filter((l) => l.proxyProtocol);
+    if (proxied.length) {
+      out.push(`  on ${proxied.map((l) => `${l.address}:${l.port}`).join(', ')} (proxyProtocol) this is the client address the load balancer's PROXY header gives, not the balancer's`);
+    }
   }
   const routes = routesFor(config, req.gateway ? 'gateway' : 'jump');
   const asked = canonicalDestination(req.host, req.port);

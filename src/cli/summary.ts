@@ -2,7 +2,7 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { formatDuration } from '../config/duration.js';
 import { inspectHostKey } from '../ssh/host-keys.js';
-import { policyWarnings, TCP_TERMINATING_CAVEAT } from '../keepalive/policy.js';
+import { NAT_FORGET_WARN_MS, policyWarnings, TCP_TERMINATING_CAVEAT } from '../keepalive/policy.js';
 
 /**
  * The keepalive warnings `explain` gives, for the defaults and every route. The TCP-terminating
@@ -20,7 +20,25 @@ export function keepaliveWarnings(c: ResolvedConfig): string[] {
     if (layer === 'tcp' && r.keepalive.upstream.interval > 0) tcpRoutes.push(r.name);
   }
   if (tcpRoutes.length) out.push(`note: routes ${tcpRoutes.join(', ')}: upstream leg: ${TCP_TERMINATING_CAVEAT}`);
+  out.push(...balancerWarnings(c));
   return out;
+}
+
+/**
+ * Behind a load balancer (a PROXY listener) the client leg crosses a TCP-terminating middlebox with
+ * its own idle timeout: only traffic shorter than that keeps the flow, and holdfast's client-leg
+ * keepalive is that traffic.
+ */
+function balancerWarnings(c: ResolvedConfig): string[] {
+  if (!c.listen.some((l) => l.proxyProtocol)) return [];
+  const weak = [{ name: 'defaults (no channel open)', p: c.keepalive.client }, ...c.routes.map((r) => ({ name: `route ${r.name}`, p: r.keepalive.client }))].filter(
+    ({ p }) => p.interval === 0 || p.interval > NAT_FORGET_WARN_MS,
+  );
+  return weak.map(
+    ({ name, p }) =>
+      `warning: ${name}: client leg keepalive ${p.interval === 0 ? 'off' : `every ${formatDuration(p.interval)}`} behind a load balancer (a proxyProtocol listener): ` +
+      `the balancer forgets idle flows after its own timeout (haproxy timeout client/server/tunnel, AWS NLB 350 s, Azure 4 min), so keep keepalive.client.interval shorter than it (${formatDuration(NAT_FORGET_WARN_MS)} or less)`,
+  );
 }
 
 /** A route's channel idle limit and session time limit, as `check` and `explain` show them. */
@@ -31,7 +49,7 @@ export function limitsText(r: { readonly idleTimeoutMs: number; readonly maxSess
 export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]): string {
   const lines: string[] = [];
   lines.push(`${c.source}: OK`);
-  lines.push(`listen: ${c.listen.map((l) => `${l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`).join(', ')}`);
+  lines.push(`listen: ${c.listen.map((l) => `${l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}${l.proxyProtocol ? ` (PROXY protocol from ${l.proxyProtocol.trusted.join(', ')})` : ''}`).join(', ')}`);
   for (const k of c.hostKeys) {
     const s = inspectHostKey(k);
     lines.push(`host key: ${k} (${s.state === 'ok' ? s.type : 'will be created: ssh-ed25519'})`);

@@ -54,11 +54,18 @@ export interface ResolvedRoute extends RouteRule {
   readonly maxSessionTimeMs: number;
 }
 
+/** One listener; with `proxyProtocol`, connections come from these balancers with a PROXY header. */
+export interface Listener {
+  readonly address: string;
+  readonly port: number;
+  readonly proxyProtocol?: { readonly trusted: readonly string[] };
+}
+
 export interface ResolvedConfig {
   /** The config file as named by the operator, or "<embedded default>". */
   readonly source: string;
   readonly embedded: boolean;
-  readonly listen: readonly { readonly address: string; readonly port: number }[];
+  readonly listen: readonly Listener[];
   readonly hostKeys: readonly string[];
   /** Absolute path, may contain %u. */
   readonly authorizedKeys: string;
@@ -227,7 +234,7 @@ export function resolveConfig(
   const config: ResolvedConfig = {
     source: ctx.source,
     embedded: ctx.embedded,
-    listen: c.listen.map((l) => ({ address: l.address, port: l.port })),
+    listen: c.listen.map((l) => ({ address: l.address, port: l.port, ...(l.proxyProtocol ? { proxyProtocol: { trusted: l.proxyProtocol.trusted } } : {}) })),
     hostKeys,
     authorizedKeys,
     loginGraceTimeMs: c.loginGraceTime,

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
-import { parseDestinationPattern } from '../routing/destination.js';
+import { parseDestinationPattern, parseSubnet } from '../routing/destination.js';
 
 /** Seconds as a bare number, or a string with units; parsed to milliseconds. */
 function duration(doc: string) {
@@ -59,6 +59,21 @@ const ListenSchema = z.strictObject({
     .max(65535)
     .default(2222)
     .describe('TCP port; 0 picks a free port (logged at start-up).'),
+  proxyProtocol: z
+    .strictObject({
+      trusted: z
+        .array(
+          z.string().refine((s) => parseSubnet(s) !== null, {
+            error: (i) => `${JSON.stringify(i.input)} is not an IP address or CIDR subnet (e.g. 10.0.0.0/8, 2001:db8::/32, 192.0.2.10)`,
+          }),
+        )
+        .min(1, { error: 'list the load balancers (an empty list would refuse every connection); remove proxyProtocol for direct clients' })
+        .describe('The load balancers allowed to connect, as addresses or CIDR subnets: a connection from anywhere else is closed.'),
+    })
+    .optional()
+    .describe(
+      'Every connection on this listener must come from a `trusted` balancer and begin with a PROXY protocol header (v1 or v2, within 3 s): its client address is then the one holdfast logs and checks (from=, per-source limits). v2 LOCAL (health checks) is closed quietly; v1 UNKNOWN / v2 UNSPEC keep the balancer\'s address. Changes apply on reload.',
+    ),
 });
 
 const DestinationSchema = z.string().transform((s, ctx) => {

@@ -49,6 +49,7 @@ const COUNTED = new Set<EventName>([
   'client-keepalive-timeout',
   'upstream-keepalive-timeout',
   'startup-refused',
+  'proxy-refused',
 ]);
 
 export class Metrics {
@@ -189,6 +190,8 @@ export class Metrics {
         return this.counter('holdfast_keepalive_timeouts_total').inc({ route, leg: String(e.leg), layer: String(e.layer) });
       case 'startup-refused':
         return this.counter('holdfast_startups_refused_total').inc();
+      case 'proxy-refused':
+        return this.counter('holdfast_proxy_refused_total').inc({ cause: String(e.cause) });
       default:
         return;
     }

@@ -42,6 +42,7 @@ export const METRICS = {
   holdfast_auth_attempts_total: { type: 'counter', help: 'Authentication attempts by method and result (accepted, failed).', labels: ['method', 'result'] },
   holdfast_upstream_connect_seconds: { type: 'histogram', help: 'Time to get an upstream leg: TCP connect, a channel on a bastion connection (dialled if needed), or a gateway login.', labels: ['route'], buckets: CONNECT_BUCKETS },
   holdfast_startups_refused_total: { type: 'counter', help: 'Connections refused before any byte by maxStartups or perSourceMaxStartups.', labels: [] },
+  holdfast_proxy_refused_total: { type: 'counter', help: 'Connections on a PROXY listener closed before any SSH byte, by cause: untrusted (not from a trusted balancer), invalid (no valid PROXY header), timeout, closed (the peer left mid-header).', labels: ['cause'] },
 } as const satisfies Record<string, MetricSpec>;
 
 export type MetricName = keyof typeof METRICS;

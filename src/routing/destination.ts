@@ -115,6 +115,11 @@ export function parseCidr(text: string): { network: string; prefix: number; bloc
   return { network: addr!, prefix: Number(bits), blockList };
 }
 
+/** A subnet as "addr/bits" or one address (a /32 or /128); null when it is neither. */
+export function parseSubnet(text: string): ReturnType<typeof parseCidr> {
+  return parseCidr(text.includes('/') ? text : `${text}/${net.isIPv6(text) ? 128 : 32}`);
+}
+
 /** True when `address` is an IP inside the BlockList's subnet. */
 export function inBlockList(list: net.BlockList, address: string): boolean {
   const family = net.isIP(address);

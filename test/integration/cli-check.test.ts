@@ -115,6 +115,17 @@ describe('holdfast check', function () {
       ],
     },
     {
+      what: 'a PROXY listener with a malformed trusted entry, an empty list, and a misspelt key',
+      yaml: 'authorizedKeys: ak/%u\nlisten:\n  - port: 2222\n    proxyProtocol: {trusted: [10.0.0.0/33, haproxy.lan]}\n  - port: 2223\n    proxyProtocol: {trusted: []}\n  - port: 2224\n    proxyProtocol: {trustd: [10.0.0.5]}\nroutes: []\n',
+      lines: [
+        'bad.yaml:4:31: listen[0].proxyProtocol.trusted[0]: "10.0.0.0/33" is not an IP address or CIDR subnet (e.g. 10.0.0.0/8, 2001:db8::/32, 192.0.2.10)',
+        'bad.yaml:4:44: listen[0].proxyProtocol.trusted[1]: "haproxy.lan" is not an IP address or CIDR subnet (e.g. 10.0.0.0/8, 2001:db8::/32, 192.0.2.10)',
+        'bad.yaml:6:30: listen[1].proxyProtocol.trusted: list the load balancers (an empty list would refuse every connection); remove proxyProtocol for direct clients',
+        'bad.yaml:8:20: listen[2].proxyProtocol.trusted: is required',
+        'bad.yaml:8:21: listen[2].proxyProtocol.trustd: unknown key (allowed here: trusted)',
+      ],
+    },
+    {
       what: 'duplicate route names',
       yaml: 'authorizedKeys: ak/%u\nroutes:\n  - name: a\n    to: [x]\n  - name: a\n    to: [y]\n',
       lines: ['bad.yaml:5:11: routes[1].name: duplicate route name "a" (also routes[0])'],
@@ -325,5 +336,24 @@ routes:
     expect(lines).to.include('warning: route chatty: client leg: countMax 0: probes are sent but a dead peer is never declared dead');
     expect(lines.some((l) => l.startsWith('warning: route chatty: upstream leg: keepalive is off'))).to.equal(true);
     expect(lines.some((l) => l.startsWith('note: routes lab: upstream leg: TCP keepalive refreshes'))).to.equal(true);
+    expect(r.stdout).to.not.include('behind a load balancer');
+  });
+
+  it('behind a load balancer: check shows the PROXY listener and warns for client intervals above 45 s or off; explain --from says whose address it is', function () {
+    const yaml = fs.readFileSync(path.join(dir, 'ka.yaml'), 'utf8').replace('authorizedKeys: ak/%u', 'authorizedKeys: ak/%u\nlisten: [{address: 0.0.0.0, port: 2222, proxyProtocol: {trusted: [10.0.0.5, 10.1.0.0/16]}}]');
+    fs.writeFileSync(path.join(dir, 'lb.yaml'), yaml.replace('client: { interval: 15s, countMax: 4 }', 'client: { interval: 50s, countMax: 4 }'));
+    const r = holdfast(['check', '--config', 'lb.yaml'], { cwd: dir });
+    expect(r.code, r.stderr).to.equal(0);
+    const lines = r.stdout.split('\n');
+    expect(lines).to.include('listen: 0.0.0.0:2222 (PROXY protocol from 10.0.0.5, 10.1.0.0/16)');
+    const lb = lines.filter((l) => l.includes('behind a load balancer'));
+    expect(lb.map((l) => l.slice(0, l.indexOf(' behind')))).to.deep.equal([
+      'warning: defaults (no channel open): client leg keepalive every 1m',
+      'warning: route lab: client leg keepalive every 50s',
+    ]);
+    expect(lb[0]).to.include('keep keepalive.client.interval shorter than it (45s or less)');
+    const e = holdfast(['explain', '--config', 'lb.yaml', '--user', 'alice', '--from', '192.0.2.7', '198.18.4.9:22'], { cwd: dir });
+    expect(e.code, e.stderr).to.equal(0);
+    expect(e.stdout).to.include("on 0.0.0.0:2222 (proxyProtocol) this is the client address the load balancer's PROXY header gives, not the balancer's");
   });
 });

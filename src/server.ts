@@ -10,8 +10,10 @@ import type { Listener, ResolvedConfig } from './config/resolve.js';
 import { Events } from './events.js';
 import { AuthorizedKeysStore } from './ssh/auth.js';
 import { loadOrCreateHostKey } from './ssh/host-keys.js';
+import { certifiedHostKey, certifies, describeHostCertificate, readHostCertificate } from './ssh/host-certificates.js';
+import { CertificateFiles, type CertificateSources } from './ssh/user-ca.js';
 import { createSsh2Server } from './ssh/server-adapter.js';
-import { nativeCryptoAvailable, type Connection } from './ssh/ssh2.js';
+import { nativeCryptoAvailable, type Connection, type ParsedKey } from './ssh/ssh2.js';
 import { Session, type SessionContext } from './session.js';
 import { ProxyGate, type Peer } from './ingress/proxy-gate.js';
 import type { EventMap, ReapplyCounts } from './events.js';
@@ -41,6 +43,8 @@ export class HoldfastServer {
   private readonly bySocket = new WeakMap<net.Socket, Session>();
   private ssh2: ReturnType<typeof createSsh2Server> | undefined;
   private keys: AuthorizedKeysStore;
+  /** trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys (re-read when they change). */
+  private certs: CertificateFiles;
   private stopping: Promise<void> | undefined;
   private readonly pool: UpstreamPool;
   private readonly windowBudget = createWindowBudget(WINDOW_BUDGET);
@@ -73,6 +77,7 @@ export class HoldfastServer {
     // Listeners are bound once (a listen change needs a restart), so holdfast's own addresses too.
     this.guard = new AddressGuard(ownAddresses(config.listen), adminEndpoint(config.admin));
     this.keys = this.newKeyStore(config.authorizedKeys);
+    this.certs = new CertificateFiles(certificateSources(config));
     this.pool = new UpstreamPool({
       max: config.upstreamPool.max,
       idleTimeoutMs: config.upstreamPool.idleTimeoutMs,
@@ -84,6 +89,7 @@ export class HoldfastServer {
       config: () => this.config,
       events,
       keys: () => this.keys,
+      certificates: () => this.certs,
       lookup,
       pool: this.pool,
       windowBudget: this.windowBudget,
@@ -134,11 +140,20 @@ export class HoldfastServer {
         fix: 'reinstall dependencies (npm ci) so net-keepalive and its ffi-rs binary are present',
       });
     }
-    const hostKeys = c.hostKeys.map((file) => {
+    const keys = c.hostKeys.map((file) => {
       const { key, created } = loadOrCreateHostKey(file);
       if (created) this.events.emit('host-key-created', { file, type: 'ssh-ed25519' });
       return key;
     });
+    // Certificates first, then the plain keys: a client that trusts the CA gets the certificate.
+    const certified: ParsedKey[] = c.hostCertificates.map((file) => {
+      const hc = readHostCertificate(file);
+      const key = hc.ok ? keys.find((k) => certifies(hc.cert, k)) : undefined;
+      if (!hc.ok || !key) throw new ListenError(`hostCertificates: ${hc.ok ? `${file} certifies none of hostKeys` : hc.why}`);
+      this.events.emit('host-certificate', { file, detail: describeHostCertificate(hc) });
+      return certifiedHostKey(key, hc.cert);
+    });
+    const hostKeys: (Buffer | ParsedKey)[] = [...certified, ...keys];
     this.ssh2 = createSsh2Server(hostKeys, `holdfast_${VERSION}`, (conn, socket) => this.onSsh(conn, socket));
 
     const bound: BoundAddress[] = [];
@@ -287,7 +302,9 @@ export class HoldfastServer {
     const bound = (c: ResolvedConfig) => JSON.stringify(c.listen.map((l) => [l.address, l.port]));
     if (bound(next) !== bound(this.startedWith)) restart.push('listen');
     if (JSON.stringify(next.hostKeys) !== JSON.stringify(this.startedWith.hostKeys)) restart.push('hostKeys');
+    if (JSON.stringify(next.hostCertificates) !== JSON.stringify(this.startedWith.hostCertificates)) restart.push('hostCertificates');
     if (next.authorizedKeys !== this.config.authorizedKeys) this.keys = this.newKeyStore(next.authorizedKeys);
+    if (JSON.stringify(certificateSources(next)) !== JSON.stringify(this.certs.sources)) this.certs = new CertificateFiles(certificateSources(next));
     this.config = next;
     this.startups.setLimits(next.startups);
     const live: ReapplyCounts = { sessions: 0, legsReplanned: 0, sessionsRevoked: 0, channelsRevoked: 0 };
@@ -342,6 +359,10 @@ export class HoldfastServer {
     for (const l of this.listeners.splice(0)) l.close();
     this.proxyGate.closeAll();
   }
+}
+
+function certificateSources(c: ResolvedConfig): CertificateSources {
+  return { trustedUserCAKeys: c.trustedUserCAKeys, authorizedPrincipalsFile: c.authorizedPrincipalsFile, revokedKeys: c.revokedKeys };
 }
 
 export class ListenError extends Error {

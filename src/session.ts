@@ -18,7 +18,7 @@
 import crypto from 'node:crypto';
 import type net from 'node:net';
 import type { Connection, AuthContext, PublicKeyAuthContext } from './ssh/ssh2.js';
-import type { AuthorizedKey } from './ssh/authorized-keys.js';
+import type { LoginKey } from './ssh/authorized-keys.js';
 import { disconnect, rejectChannel } from './ssh/server-adapter.js';
 import { fingerprintOf } from './ssh/known-hosts.js';
 import { serverProbe } from './ssh/ping.js';
@@ -63,7 +63,7 @@ export class Session implements LiveSession {
   private settle!: () => void;
   private connection: Connection | undefined;
   private userName: string | undefined;
-  private authKey: AuthorizedKey | undefined;
+  private authKey: LoginKey | undefined;
   private authFailures = 0;
   private sawNone = false;
   /** The client leg serves every open channel's route: it runs the strictest policy (the default with none). */
@@ -126,7 +126,7 @@ export class Session implements LiveSession {
   get user(): string {
     return this.userName!;
   }
-  get key(): AuthorizedKey {
+  get key(): LoginKey {
     return this.authKey!;
   }
   get closing(): boolean {
@@ -220,7 +220,7 @@ export class Session implements LiveSession {
     else this.close(reason, detail);
   }
 
-  rekey(entry: AuthorizedKey): void {
+  rekey(entry: LoginKey): void {
     this.authKey = entry;
   }
 
@@ -245,6 +245,7 @@ export class Session implements LiveSession {
       { method: authCtx.method, user: this.user, key: pk?.key, hashAlgo: pk?.hashAlgo, signature: pk?.signature, blob: pk?.blob },
       this.ctx.keys(),
       { sawNone: this.sawNone, clientIp: this.clientIp, now: new Date() },
+      this.ctx.certificates(),
     );
     if (v.kind === 'methods') {
       this.sawNone = true;
@@ -253,12 +254,14 @@ export class Session implements LiveSession {
     if (v.kind === 'key-ok') return authCtx.accept(); // "this key would do": the client signs next
     if (v.kind === 'accept') {
       this.authKey = v.entry;
-      this.ctx.events.emit('auth-accepted', { ...fields, ...key!, keyFile: v.file, keyLine: v.entry.line });
+      const { fingerprint, ...certificate } = v.entry.certificate ?? {};
+      this.ctx.events.emit('auth-accepted', { ...fields, ...key!, ...(fingerprint ? { fingerprint, certificate } : {}), keyFile: v.file, keyLine: v.entry.line });
       return authCtx.accept();
     }
     const max = this.ctx.config().maxAuthTries;
     this.authFailures++;
-    this.failure('auth-failed', { ...fields, why: v.why, failures: this.authFailures });
+    const { fingerprint, ...certificate } = v.certificate ?? {};
+    this.failure('auth-failed', { ...fields, why: v.why, ...(v.rule ? { rule: v.rule } : {}), ...(fingerprint ? { fingerprint, certificate } : {}), failures: this.authFailures });
     if (this.authFailures >= max) this.close('auth-failed', `${this.authFailures} failed authentication attempts (maxAuthTries ${max})`);
     if (!this.closing) authCtx.reject(['publickey']);
   }

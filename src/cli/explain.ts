@@ -11,7 +11,7 @@ import { formatDestination } from '../routing/route-table.js';
 import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy, type Layer, type Leg } from '../keepalive/policy.js';
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
 import { gatewayUser } from '../routing/gateway-login.js';
-import { limitsText } from './summary.js';
+import { certificateLines, limitsText } from './summary.js';
 import { AddressGuard, ownAddresses } from '../routing/guard.js';
 
 export interface ExplainRequest {
@@ -36,6 +36,8 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
       out.push(`  on ${proxied.map((l) => `${l.address}:${l.port}`).join(', ')} (proxyProtocol) this is the client address the load balancer's PROXY header gives, not the balancer's`);
     }
   }
+  out.push(...certificateLines(config));
+  if (config.trustedUserCAKeys && !config.authorizedPrincipalsFile) out.push(`  as ${req.user}: a certificate from those CAs must list the principal "${req.user}"`);
   const routes = routesFor(config, req.gateway ? 'gateway' : 'jump');
   const asked = canonicalDestination(req.host, req.port);
   if (!asked.ok) {

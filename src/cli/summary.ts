@@ -1,7 +1,11 @@
 /** The human summary `holdfast check` prints for a valid config. */
 import type { ResolvedConfig } from '../config/resolve.js';
 import { formatDuration } from '../config/duration.js';
+import fs from 'node:fs';
 import { inspectHostKey } from '../ssh/host-keys.js';
+import { describeHostCertificate, readHostCertificate } from '../ssh/host-certificates.js';
+import { parseCaKeys } from '../ssh/user-ca.js';
+import { RevocationList } from '../ssh/krl.js';
 import { NAT_FORGET_WARN_MS, policyWarnings, TCP_TERMINATING_CAVEAT } from '../keepalive/policy.js';
 
 /**
@@ -41,6 +45,41 @@ function balancerWarnings(c: ResolvedConfig): string[] {
   );
 }
 
+/** What `check` and `explain` say about certificates, revocation and host certificates. */
+export function certificateLines(c: ResolvedConfig): string[] {
+  const out: string[] = [];
+  const cas = c.trustedUserCAKeys ? readCas(c.trustedUserCAKeys) : null;
+  out.push(
+    c.trustedUserCAKeys
+      ? `user certificates: CAs in ${c.trustedUserCAKeys} (${cas}); principal: ${c.authorizedPrincipalsFile ? `a line of ${c.authorizedPrincipalsFile}` : 'the user name'}; also cert-authority lines in authorized_keys`
+      : 'user certificates: only from CAs on cert-authority lines in authorized_keys (no trustedUserCAKeys)',
+  );
+  if (c.revokedKeys) out.push(`revoked keys: ${c.revokedKeys} (${revokedSummary(c.revokedKeys)})`);
+  for (const file of c.hostCertificates) {
+    const hc = readHostCertificate(file);
+    out.push(`host certificate: ${hc.ok ? describeHostCertificate(hc) : hc.why}`);
+  }
+  return out;
+}
+
+function readCas(file: string): string {
+  try {
+    const m = parseCaKeys(fs.readFileSync(file, 'utf8'));
+    return [...m.values()].map((k) => k.fingerprint).join(', ');
+  } catch (err) {
+    return `unreadable: ${(err as Error).message}`;
+  }
+}
+
+function revokedSummary(file: string): string {
+  try {
+    const s = RevocationList.parse(fs.readFileSync(file)).summary;
+    return s.format === 'krl' ? `KRL: ${s.serials} serial entries, ${s.keyIds} key IDs, ${s.keys} keys, ${s.fingerprints} fingerprints, ${s.cas} CA sections` : `${s.keys} public keys`;
+  } catch (err) {
+    return `unreadable: ${(err as Error).message}`;
+  }
+}
+
 /** A route's channel idle limit and session time limit, as `check` and `explain` show them. */
 export function limitsText(r: { readonly idleTimeoutMs: number; readonly maxSessionTimeMs: number }): string {
   return `idleTimeout ${r.idleTimeoutMs ? formatDuration(r.idleTimeoutMs) : 'off'}, maxSessionTime ${r.maxSessionTimeMs ? formatDuration(r.maxSessionTimeMs) : 'none'}`;
@@ -55,6 +94,7 @@ export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]):
     lines.push(`host key: ${k} (${s.state === 'ok' ? s.type : 'will be created: ssh-ed25519'})`);
   }
   lines.push(`authorized keys: ${c.authorizedKeys}`);
+  lines.push(...certificateLines(c));
   lines.push(
     `limits: loginGraceTime ${formatDuration(c.loginGraceTimeMs)}, maxAuthTries ${c.maxAuthTries}, ` +
       `maxChannels ${c.maxChannels}, connectTimeout ${formatDuration(c.connectTimeoutMs)}, ` +

@@ -11,6 +11,9 @@ import { hasUserTemplate, resolveConfigPath, stateDir } from './paths.js';
 import type { RouteRule } from '../routing/route-table.js';
 import type { DestinationPattern } from '../routing/destination.js';
 import { inspectHostKey } from '../ssh/host-keys.js';
+import { certifies, readHostCertificate } from '../ssh/host-certificates.js';
+import { parseCaKeys } from '../ssh/user-ca.js';
+import { RevocationList } from '../ssh/krl.js';
 import { parseMaxStartups, parseNetBlockSize, type StartupLimits } from '../startups.js';
 
 export interface LegPolicies {
@@ -69,6 +72,12 @@ export interface ResolvedConfig {
   readonly hostKeys: readonly string[];
   /** Absolute path, may contain %u. */
   readonly authorizedKeys: string;
+  /** Certificates and revocation (src/ssh/user-ca.ts): absolute paths; the principals file may contain %u. */
+  readonly trustedUserCAKeys?: string | undefined;
+  readonly authorizedPrincipalsFile?: string | undefined;
+  readonly revokedKeys?: string | undefined;
+  /** Host certificates presented with the host keys they certify (absolute paths). */
+  readonly hostCertificates: readonly string[];
   readonly loginGraceTimeMs: number;
   readonly maxAuthTries: number;
   readonly maxChannels: number;
@@ -148,6 +157,8 @@ export function resolveConfig(
       }
     });
   }
+
+  const certs = resolveCertificates(c, ctx.baseDir, hostKeys, problems, warnings);
 
   const ms = parseMaxStartups(c.maxStartups);
   if (!ms.ok) problems.push({ path: ['maxStartups'], message: ms.message });
@@ -237,6 +248,7 @@ export function resolveConfig(
     listen: c.listen.map((l) => ({ address: l.address, port: l.port, ...(l.proxyProtocol ? { proxyProtocol: { trusted: l.proxyProtocol.trusted } } : {}) })),
     hostKeys,
     authorizedKeys,
+    ...certs,
     loginGraceTimeMs: c.loginGraceTime,
     maxAuthTries: c.maxAuthTries,
     maxChannels: c.maxChannels,
@@ -255,6 +267,47 @@ export function resolveConfig(
     routes,
   };
   return { config: deepFreeze(config), problems, warnings };
+}
+
+/**
+ * trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys and hostCertificates: paths made absolute,
+ * files read now so a typo or a bad key is a config error, not a login refused later.
+ */
+function resolveCertificates(c: ConfigParsed, baseDir: string, hostKeys: readonly string[], problems: SemanticProblem[], warnings: string[]) {
+  const abs = (p: string | undefined) => (p === undefined ? undefined : resolveConfigPath(p, baseDir));
+  const trustedUserCAKeys = abs(c.trustedUserCAKeys);
+  const authorizedPrincipalsFile = abs(c.authorizedPrincipalsFile);
+  const revokedKeys = abs(c.revokedKeys);
+  const readable = (file: string, key: string, parse: (d: Buffer) => unknown, what: string) => {
+    try {
+      parse(fs.readFileSync(file));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      problems.push({ path: [key], message: code === 'ENOENT' ? `${file} does not exist (${what})` : code ? `cannot read ${file}: ${code}` : `${file}: ${(err as Error).message}` });
+    }
+  };
+  if (trustedUserCAKeys) readable(trustedUserCAKeys, 'trustedUserCAKeys', (d) => parseCaKeys(d.toString('utf8')), 'OpenSSH public keys of the user CAs');
+  if (revokedKeys) readable(revokedKeys, 'revokedKeys', (d) => RevocationList.parse(d), 'a KRL from ssh-keygen -k, or public keys');
+  if (authorizedPrincipalsFile && !trustedUserCAKeys) problems.push({ path: ['authorizedPrincipalsFile'], message: 'only applies to certificates from trustedUserCAKeys, which is not set' });
+  if (authorizedPrincipalsFile && !hasUserTemplate(authorizedPrincipalsFile)) {
+    c.routes.forEach((r, i) => {
+      if (r.users && r.users.some((u) => u !== '*')) {
+        problems.push({ path: ['routes', i, 'users'], message: `users ${JSON.stringify(r.users)} cannot be enforced for certificates: authorizedPrincipalsFile ${authorizedPrincipalsFile} is one file for every user name; put %u in it` });
+      }
+    });
+  }
+  const hostCertificates = (c.hostCertificates ?? []).map((p) => resolveConfigPath(p, baseDir));
+  hostCertificates.forEach((file, i) => {
+    const hc = readHostCertificate(file);
+    if (!hc.ok) return problems.push({ path: ['hostCertificates', i], message: hc.why });
+    const keyFile = hostKeys.find((k) => fs.existsSync(k) && certifies(hc.cert, fs.readFileSync(k)));
+    if (!keyFile) {
+      problems.push({ path: ['hostCertificates', i], message: `${file} certifies none of hostKeys (${hostKeys.join(', ')}): sign ${hostKeys[0]}.pub with ssh-keygen -s CA -h` });
+    } else if (hc.cert.validBefore !== 0xffffffffffffffffn && hc.cert.validBefore * 1000n <= BigInt(Date.now())) {
+      warnings.push(`hostCertificates: ${file} expired at ${new Date(Number(hc.cert.validBefore) * 1000).toISOString()}; clients that trust only the CA will refuse holdfast`);
+    }
+  });
+  return { trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys, hostCertificates };
 }
 
 function defined<T extends object>(o: T | undefined): Partial<T> {

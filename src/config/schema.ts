@@ -191,6 +191,34 @@ export const ConfigSchema = z
       .describe(
         'authorized_keys file (OpenSSH format, options honoured). %u = user name, %% = %, ~ = home of the user holdfast runs as.',
       ),
+    trustedUserCAKeys: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "OpenSSH public keys of CAs (one per line) whose user certificates may log in, as sshd's TrustedUserCAKeys: the user name must be one of the certificate's principals, or with authorizedPrincipalsFile one of the user's principal lines. Re-read when it changes.",
+      ),
+    authorizedPrincipalsFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Per-user file of principal names allowed in certificates from trustedUserCAKeys (sshd AuthorizedPrincipalsFile): `[options] principal` per line, options as in authorized_keys. %u = user name.",
+      ),
+    revokedKeys: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Revoked keys (sshd RevokedKeys): an OpenSSH KRL (`ssh-keygen -k`: serials, key IDs, keys, fingerprints) or a list of public keys. A revoked user key, certificate or CA key is refused; re-read when it changes; unreadable = every key refused.',
+      ),
+    hostCertificates: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe(
+        'OpenSSH host certificates (`ssh-keygen -s CA -h`) for ed25519 host keys in hostKeys: clients that trust the CA (`@cert-authority` in known_hosts) connect without a prompt. A change needs a restart.',
+      ),
     loginGraceTime: durationDefault('Time allowed from TCP connect to successful authentication (sshd LoginGraceTime).', '30s'),
     maxAuthTries: z
       .number()

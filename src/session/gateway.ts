@@ -71,7 +71,7 @@ export class GatewaySession {
   openSession(s: SessionScope, accept: () => unknown): void {
     if (this.loginError) return refuseSession(s, accept, `holdfast: ${this.loginError}\r\n`);
     if (s.key.options.command !== undefined) {
-      return refuseSession(s, accept, 'holdfast: your key has a forced command (command= in authorized_keys), so it gets no gateway session\r\n');
+      return refuseSession(s, accept, 'holdfast: your key has a forced command (command= in authorized_keys, or a certificate\'s force-command), so it gets no gateway session\r\n');
     }
     const leg = this.leg;
     if (!leg) return refuseSession(s, accept);

@@ -6,7 +6,7 @@
  * client leg's policy, each raw TCP socket's options (set again and read back), the pooled bastion
  * connection's and the gateway leg's keepalive; the idle and time limits follow the routes.
  */
-import type { AuthorizedKey } from '../ssh/authorized-keys.js';
+import type { LoginKey } from '../ssh/authorized-keys.js';
 import { describePolicy, samePolicy } from '../keepalive/policy.js';
 import { recheckChannel } from '../routing/plan.js';
 import { reauthorize } from './auth-verdict.js';
@@ -22,7 +22,7 @@ export interface LiveSession extends SessionScope {
   readonly clientLeg: ClientLeg;
   readonly gateway: GatewaySession | undefined;
   /** The key's authorized_keys entry as it is now (its options may have changed). */
-  rekey(entry: AuthorizedKey): void;
+  rekey(entry: LoginKey): void;
   /** holdfast ends the session; in gateway mode each channel says why first. */
   endBy(reason: 'access-revoked', detail: string): void;
   /** The channels' routes changed: the session's own limits follow. */
@@ -44,7 +44,7 @@ export function reapply(s: LiveSession): Reapplied {
     s.endBy('access-revoked', why);
     return { legs: 0, revoked: true, channelsRevoked: 0 };
   };
-  const access = reauthorize(ctx.keys(), s.user, s.key, s.clientIp, new Date());
+  const access = reauthorize(ctx.keys(), s.user, s.key, s.clientIp, new Date(), ctx.certificates());
   if (!access.ok) return revoke(access.why);
   s.rekey(access.entry);
   let legs = 0;

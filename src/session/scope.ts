@@ -7,7 +7,8 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import type { SessionCloseReason } from '../close-reasons.js';
 import type { EventMap, EventName, Events, Who } from '../events.js';
 import type { AuthorizedKeysStore } from '../ssh/auth.js';
-import type { AuthorizedKey } from '../ssh/authorized-keys.js';
+import type { CertificateFiles } from '../ssh/user-ca.js';
+import type { LoginKey } from '../ssh/authorized-keys.js';
 import type { Connection } from '../ssh/ssh2.js';
 import type { WindowBudget } from '../ssh/channel-window.js';
 import type { AddressGuard } from '../routing/guard.js';
@@ -20,6 +21,8 @@ export interface SessionContext {
   readonly config: () => ResolvedConfig;
   readonly events: Events;
   readonly keys: () => AuthorizedKeysStore;
+  /** Certificate trust and revocation files (trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys). */
+  readonly certificates: () => CertificateFiles;
   readonly lookup: Lookup;
   readonly pool: UpstreamPool;
   /** Receive windows beyond ssh2's 2 MiB come out of this (src/ssh/channel-window.ts). */
@@ -36,7 +39,7 @@ export interface SessionScope {
   readonly conn: Connection;
   /** The authenticated user and the authorized_keys line that let them in. */
   readonly user: string;
-  readonly key: AuthorizedKey;
+  readonly key: LoginKey;
   readonly registry: ChannelRegistry;
   /** Aborted when the session closes: pending lookups and connects give up. */
   readonly signal: AbortSignal;

@@ -6,8 +6,8 @@
  * (and pty, agent-forwarding after restrict) and command= (a key with a forced command gets no
  * gateway session: holdfast cannot force it on the target). Options about X11, user rc or tunnels
  * have nothing to act on. An unknown option makes the line unusable, as in sshd.
- * cert-authority lines are skipped: holdfast has no certificate support, and treating a CA key as a
- * user key would let the CA's own key log in.
+ * cert-authority lines (with principals="...") name a CA whose user certificates may log in as this
+ * user (src/session/cert-login.ts); such a key never logs in itself.
  */
 import net from 'node:net';
 import { utils, type ParsedKey } from './ssh2.js';
@@ -32,14 +32,33 @@ export interface KeyOptions {
   readonly expiresAt?: Date;
 }
 
-export interface AuthorizedKey {
+/** What a session logged in with: an authorized_keys line, or a certificate (and what trusted it). */
+export interface LoginKey {
+  /** The authorized_keys (or principals file) line; 0 for a certificate trusted by trustedUserCAKeys alone. */
   readonly line: number;
   readonly type: string;
-  readonly key: ParsedKey;
-  /** SSH wire-format public key, compared with what the client offers. */
+  /** SSH wire-format public key (or the whole certificate), compared with what the client offers. */
   readonly publicSSH: Buffer;
   readonly comment: string;
   readonly options: KeyOptions;
+  readonly certificate?: CertificateLogin;
+}
+
+/** A certificate login: the certificate's facts for the log, and the rule that trusted its CA. */
+export interface CertificateLogin {
+  readonly keyId: string;
+  readonly serial: string;
+  readonly principal: string;
+  readonly caFingerprint: string;
+  /** The certified key's fingerprint, as `ssh-keygen -lf` prints it. */
+  readonly fingerprint: string;
+  readonly trustedBy: string;
+}
+
+export interface AuthorizedKey extends LoginKey {
+  readonly key: ParsedKey;
+  /** A `cert-authority` line: this key is a CA, never a login key; `principals` from principals="...". */
+  readonly certAuthority?: { readonly principals?: readonly string[] };
 }
 
 export interface SkippedLine {
@@ -59,7 +78,7 @@ const INERT_FLAGS = new Set([
   'x11-forwarding', 'no-x11-forwarding',
   'user-rc', 'no-user-rc', 'no-touch-required', 'verify-required', 'touch-required',
 ]);
-const INERT_VALUES = new Set(['environment', 'tunnel', 'permitlisten', 'principals']);
+const INERT_VALUES = new Set(['environment', 'tunnel', 'permitlisten']);
 
 export function parseAuthorizedKeys(text: string): ParsedAuthorizedKeys {
   const keys: AuthorizedKey[] = [];
@@ -92,18 +111,19 @@ function parseLine(raw: string): Omit<AuthorizedKey, 'line'> | { why: string } {
 
   const options = parseOptions(optionText);
   if ('why' in options) return options;
-  if (options.certAuthority) return { why: 'cert-authority lines are skipped: holdfast has no certificate support' };
+  if (options.principals && !options.certAuthority) return { why: 'principals= belongs on a cert-authority line' };
 
   const parsed = utils.parseKey(`${type} ${b64}`);
   if (parsed instanceof Error) return { why: `bad key: ${parsed.message}` };
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key) return { why: 'bad key' };
   if (key.type !== type) return { why: `key type ${key.type} does not match the line's ${type}` };
-  return { type, key, publicSSH: key.getPublicSSH(), comment: commentWords.join(' '), options: options.options };
+  const certAuthority = options.certAuthority ? { ...(options.principals ? { principals: options.principals } : {}) } : undefined;
+  return { type, key, publicSSH: key.getPublicSSH(), comment: commentWords.join(' '), options: options.options, ...(certAuthority ? { certAuthority } : {}) };
 }
 
 /** Index just past the options field: the first whitespace outside double quotes. */
-function endOfOptions(s: string): number {
+export function endOfOptions(s: string): number {
   let quoted = false;
   for (let i = 0; i < s.length; i++) {
     const c = s[i];
@@ -114,7 +134,7 @@ function endOfOptions(s: string): number {
   return quoted ? -1 : s.length;
 }
 
-function parseOptions(text: string): { options: KeyOptions; certAuthority: boolean } | { why: string } {
+export function parseOptions(text: string): { options: KeyOptions; certAuthority: boolean; principals?: string[] } | { why: string } {
   let from: string[] | undefined;
   const permitOpen: PermitOpen[] = [];
   let portForwarding = true;
@@ -123,6 +143,7 @@ function parseOptions(text: string): { options: KeyOptions; certAuthority: boole
   let command: string | undefined;
   let expiresAt: Date | undefined;
   let certAuthority = false;
+  let principals: string[] | undefined;
   for (const opt of splitOptions(text)) {
     const eq = opt.indexOf('=');
     const name = (eq < 0 ? opt : opt.slice(0, eq)).toLowerCase();
@@ -153,6 +174,9 @@ function parseOptions(text: string): { options: KeyOptions; certAuthority: boole
       permitOpen.push(p);
     } else if (name === 'command') {
       command = value;
+    } else if (name === 'principals') {
+      principals = value.split(',').map((p) => p.trim()).filter(Boolean);
+      if (principals.length === 0) return { why: 'principals="" is empty' };
     } else if (name === 'expiry-time') {
       const d = parseExpiry(value);
       if (!d) return { why: `expiry-time="${value}" is not YYYYMMDD[HHMM[SS]]` };
@@ -170,7 +194,7 @@ function parseOptions(text: string): { options: KeyOptions; certAuthority: boole
     ...(permitOpen.length ? { permitOpen } : {}),
     ...(expiresAt ? { expiresAt } : {}),
   };
-  return { options, certAuthority };
+  return { options, certAuthority, ...(principals ? { principals } : {}) };
 }
 
 function splitOptions(text: string): string[] {

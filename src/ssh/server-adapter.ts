@@ -3,7 +3,7 @@
  * explained, and covered by test/unit/ssh2-internals.test.ts so a change in ssh2 fails loudly.
  */
 import type net from 'node:net';
-import { Server, ssh2Constants, type Connection } from './ssh2.js';
+import { Server, ssh2Constants, type Connection, type ParsedKey } from './ssh2.js';
 
 const { CHANNEL_OPEN_FAILURE, DISCONNECT_REASON } = ssh2Constants;
 
@@ -38,9 +38,11 @@ export type ConnectionHandler = (conn: Connection, socket: net.Socket) => void;
  * One ssh2 Server for the process; sockets come from holdfast's own listeners via the public
  * injectSocket(), so holdfast sets TCP options and counts connections before any SSH byte.
  */
-export function createSsh2Server(hostKeys: Buffer[], ident: string, onConnection: ConnectionHandler): InstanceType<typeof Server> {
+export function createSsh2Server(hostKeys: (Buffer | ParsedKey)[], ident: string, onConnection: ConnectionHandler): InstanceType<typeof Server> {
   disableBuiltinKeepalive();
-  const server = new Server({ hostKeys, ident, algorithms: serverAlgorithms() } as ConstructorParameters<typeof Server>[0]);
+  // A parsed key goes in as { key } (ssh2 parses a bare object as { key, passphrase }).
+  const keys = hostKeys.map((k) => (Buffer.isBuffer(k) ? k : { key: k }));
+  const server = new Server({ hostKeys: keys, ident, algorithms: serverAlgorithms() } as ConstructorParameters<typeof Server>[0]);
   server.on('connection', (conn: Connection) => onConnection(conn, connectionSocket(conn)));
   return server;
 }

@@ -44,7 +44,7 @@ describe('holdfast check', function () {
       what: 'an unknown top-level key',
       yaml: 'authorizedKeys: ak/%u\nlisten_port: 22\nroutes: []\n',
       lines: [
-        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, loginGraceTime, maxAuthTries, maxStartups, perSourceMaxStartups, perSourceNetBlockSize, maxChannels, connectTimeout, shutdownTimeout, drainTimeout, workers, idleTimeout, admin, logLevel, keepalive, upstreams, upstreamPool, routes)',
+        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys, hostCertificates, loginGraceTime, maxAuthTries, maxStartups, perSourceMaxStartups, perSourceNetBlockSize, maxChannels, connectTimeout, shutdownTimeout, drainTimeout, workers, idleTimeout, admin, logLevel, keepalive, upstreams, upstreamPool, routes)',
       ],
     },
     {
@@ -124,6 +124,27 @@ describe('holdfast check', function () {
         'bad.yaml:8:20: listen[2].proxyProtocol.trusted: is required',
         'bad.yaml:8:21: listen[2].proxyProtocol.trustd: unknown key (allowed here: trusted)',
       ],
+    },
+    {
+      what: 'a missing trustedUserCAKeys file and a revokedKeys file that is neither a KRL nor public keys',
+      yaml: 'authorizedKeys: ak/%u\ntrustedUserCAKeys: cas.pub\nrevokedKeys: bad.yaml\nroutes: []\n',
+      lines: [
+        'bad.yaml:2:20: trustedUserCAKeys: DIR/cas.pub does not exist (OpenSSH public keys of the user CAs)',
+        'bad.yaml:3:14: revokedKeys: DIR/bad.yaml: line 1 is not a public key',
+      ],
+    },
+    {
+      what: 'authorizedPrincipalsFile without trustedUserCAKeys, and a host certificate that is a plain key',
+      yaml: 'authorizedKeys: ak/%u\nhostKeys: [user]\nauthorizedPrincipalsFile: p/%u\nhostCertificates: [authorized_keys]\nroutes: []\n',
+      lines: [
+        'bad.yaml:3:27: authorizedPrincipalsFile: only applies to certificates from trustedUserCAKeys, which is not set',
+        "bad.yaml:4:20: hostCertificates[0]: DIR/authorized_keys is a plain ssh-ed25519 key, not a certificate: sign the host key's .pub with ssh-keygen -s CA -h",
+      ],
+    },
+    {
+      what: 'a users rule with one principals file for every user',
+      yaml: 'authorizedKeys: ak/%u\ntrustedUserCAKeys: authorized_keys\nauthorizedPrincipalsFile: principals\nroutes:\n  - name: a\n    users: [alice]\n    to: [x]\n',
+      lines: ['bad.yaml:6:12: routes[0].users: users ["alice"] cannot be enforced for certificates: authorizedPrincipalsFile DIR/principals is one file for every user name; put %u in it'],
     },
     {
       what: 'duplicate route names',

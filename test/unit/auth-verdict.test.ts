@@ -1,9 +1,13 @@
 /**
  * Authentication verdicts (src/session/auth-verdict.ts): one attempt in, one verdict out, with keys
- * made by node:crypto and a fake key store: no connection, no files.
+ * made by node:crypto and a fake key store: no connection (a file only for revokedKeys).
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
+import { CertificateFiles } from '../../src/ssh/user-ca.js';
 import { authVerdict, reauthorize, type AuthAttempt } from '../../src/session/auth-verdict.js';
 import { parseAuthorizedKeys } from '../../src/ssh/authorized-keys.js';
 import type { KeyLookup } from '../../src/ssh/auth.js';
@@ -53,6 +57,22 @@ describe('auth verdicts (src/session/auth-verdict.ts)', function () {
   it('SHA-1 ssh-rsa is refused before any key file is read', function () {
     const v = authVerdict(pk({ user: 'nobody', key: { algo: 'ssh-rsa', data: Buffer.from('x') }, hashAlgo: undefined }), keys, at);
     expect(v).to.deep.equal({ kind: 'fail', why: 'ssh-rsa (SHA-1) signatures are refused; the client must use rsa-sha2-256 or rsa-sha2-512' });
+  });
+
+  it('revokedKeys refuses a plain key it lists (and a reload finds it revoked); an unreadable revokedKeys refuses every key', function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-revoked-'));
+    try {
+      const file = path.join(dir, 'revoked');
+      fs.writeFileSync(file, `${alice.line()}\n`);
+      const certs = new CertificateFiles({ revokedKeys: file });
+      expect(authVerdict(pk(), keys, at, certs)).to.deep.equal({ kind: 'fail', rule: 'revoked', why: 'the key is revoked (listed)' });
+      const entry = parseAuthorizedKeys(files.alice!).keys[0]!;
+      expect(reauthorize(keys, 'alice', entry, at.clientIp, at.now, certs)).to.deep.equal({ ok: false, why: 'revoked: the key is revoked (listed)' });
+      expect(authVerdict(pk(), keys, at, new CertificateFiles({ revokedKeys: path.join(dir, 'gone') }))).to.include({ kind: 'fail', rule: 'revoked-keys' });
+      expect(authVerdict(pk({ user: 'alice', key: { algo: 'ssh-ed25519', data: other.wire } }), keys, at, certs)).to.include({ kind: 'fail', why: 'key expired (expiry-time, line 2)' });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the key store's reason when the user has no usable file", function () {

@@ -4,7 +4,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fromAllows, parseAuthorizedKeys, permitOpenAllows } from '../../src/ssh/authorized-keys.js';
-import { AuthorizedKeysStore, matchOfferedKey, strictModes } from '../../src/ssh/auth.js';
+import { AuthorizedKeysStore, matchOfferedKey } from '../../src/ssh/auth.js';
+import { strictModes } from '../../src/ssh/strict-modes.js';
 import os from 'node:os';
 import { keygen, publicKey, removeTempDirs, tempDir } from '../helpers/tmp.js';
 
@@ -56,13 +57,22 @@ describe('authorized_keys', function () {
 
   it('skips, with a reason, what it cannot honour', function () {
     const r = parseAuthorizedKeys(
-      [`bogus-option ${ed}`, `cert-authority ${ed}`, `from="unterminated ${ed}`, 'sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t x', 'ssh-ed25519 !!notbase64', `permitopen="nohost" ${ed}`].join('\n'),
+      [`bogus-option ${ed}`, `principals="ops" ${ed}`, `from="unterminated ${ed}`, 'sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t x', 'ssh-ed25519 !!notbase64', `permitopen="nohost" ${ed}`].join('\n'),
     );
     expect(r.keys).to.deep.equal([]);
     expect(r.skipped.map((s) => s.line)).to.deep.equal([1, 2, 3, 4, 5, 6]);
     expect(r.skipped[0]!.why).to.equal('unknown option "bogus-option"');
-    expect(r.skipped[1]!.why).to.include('cert-authority');
+    expect(r.skipped[1]!.why).to.equal('principals= belongs on a cert-authority line');
     expect(r.skipped[3]!.why).to.include('security-key');
+  });
+
+  it('a cert-authority line is a CA (with its principals), never a key that logs in itself', function () {
+    const r = parseAuthorizedKeys(`cert-authority,principals="ops,dba",from="10.0.0.0/8" ${ed}`);
+    expect(r.skipped).to.deep.equal([]);
+    expect(r.keys[0]!.certAuthority).to.deep.equal({ principals: ['ops', 'dba'] });
+    expect(r.keys[0]!.options.from).to.deep.equal(['10.0.0.0/8']);
+    const blob = r.keys[0]!.publicSSH;
+    expect(matchOfferedKey(r.keys, { algo: 'ssh-ed25519', data: blob }, '10.1.1.1', new Date())).to.deep.equal({ ok: false, why: 'key not in authorized_keys' });
   });
 
   it('from= matches addresses, globs and CIDRs, with negation', function () {

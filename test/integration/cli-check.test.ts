@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { holdfast } from '../helpers/cli.js';
 import { ROOT } from '../helpers/holdfast.js';
 import { keygen, publicKey, removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { makeKrl, signCertificate, sshKeygenFingerprint } from '../helpers/certs.js';
 
 describe('holdfast check', function () {
   let dir: string;
@@ -161,6 +162,24 @@ describe('holdfast check', function () {
       expect(r.stdout).to.equal('');
     });
   }
+
+  it('check and explain show the certificate setup: CA fingerprints, the principal rule, the KRL, the host certificate', function () {
+    const ca = keygen(dir, 'cert_ca');
+    const hostKey = keygen(dir, 'host_key');
+    const hostCert = signCertificate(dir, ca, hostKey, { name: 'host_key', id: 'jump', principals: 'jump.example.com', host: true, validity: 'always:forever' });
+    makeKrl(dir, 'revoked.krl', ['serial: 1-9', 'id: gone'], `${ca}.pub`);
+    fs.writeFileSync(path.join(dir, 'cas'), `${publicKey(ca)}\n`);
+    const yaml = `authorizedKeys: ak/%u\nhostKeys: [host_key]\ntrustedUserCAKeys: cas\nauthorizedPrincipalsFile: principals/%u\nrevokedKeys: revoked.krl\nhostCertificates: [${path.basename(hostCert)}]\nroutes: [{name: a, to: [db1]}]\n`;
+    const r = check('certs.yaml', yaml);
+    expect(r.code, r.stderr).to.equal(0);
+    const fp = sshKeygenFingerprint(`${ca}.pub`);
+    const lines = r.stdout.split('\n');
+    expect(lines).to.include(`user certificates: CAs in ${dir}/cas (${fp}); principal: a line of ${dir}/principals/%u; also cert-authority lines in authorized_keys`);
+    expect(lines).to.include(`revoked keys: ${dir}/revoked.krl (KRL: 1 serial entries, 1 key IDs, 0 keys, 0 fingerprints, 1 CA sections)`);
+    expect(lines).to.include(`host certificate: ${hostCert}: key ${sshKeygenFingerprint(`${hostKey}.pub`)}, CA ${fp}, principals jump.example.com, valid forever`);
+    const e = holdfast(['explain', '--config', 'certs.yaml', '--user', 'alice', 'db1'], { cwd: dir });
+    expect(e.stdout).to.include(`user certificates: CAs in ${dir}/cas (${fp})`);
+  });
 
   it('exits 78 when the config file does not exist', function () {
     const r = holdfast(['check', '--config', 'nope.yaml'], { cwd: dir });

@@ -10,7 +10,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { expect } from 'chai';
 import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
 import { ROOT, startHoldfast, type Holdfast, type LogLine } from '../helpers/holdfast.js';
-import { publicKey } from '../helpers/tmp.js';
+import { keygen, publicKey } from '../helpers/tmp.js';
+import { signCertificate } from '../helpers/certs.js';
 import { run, writeSshConfig } from '../helpers/ssh.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
@@ -69,6 +70,7 @@ describe('behind a load balancer: PROXY protocol v2 from a real haproxy to two r
   let statsSock = '';
   /** Replica a's admin listener (its /metrics count PROXY refusals by cause). */
   let adminPort = 0;
+  let coraCert = '';
   const refusals = async (cause: string) => {
     const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
     const m = new RegExp(`^holdfast_proxy_refused_total\\{cause="${cause}"\\} (\\d+)$`, 'm').exec(text);
@@ -121,9 +123,13 @@ describe('behind a load balancer: PROXY protocol v2 from a real haproxy to two r
       console.log('    SKIPPED: haproxy is missing (Debian package haproxy; test/ensure-system-deps.sh installs it as root)');
       this.skip();
     }
-    scene = await makeScene(['alice', 'bob', 'carol']);
+    scene = await makeScene(['alice', 'bob', 'carol', 'cora']);
     scene.authorize('alice', [`from="127.0.0.5" ${publicKey(scene.keys.alice!)}`]);
     scene.authorizeOwn('bob', 'carol');
+    // cora logs in with a certificate whose source-address is 127.0.0.5 (her CA is on a cert-authority line).
+    const ca = keygen(scene.dir, 'user_ca');
+    scene.authorize('cora', [`cert-authority ${publicKey(ca)}`]);
+    coraCert = signCertificate(scene.dir, ca, scene.keys.cora!, { name: 'cora', id: 'cora', principals: 'cora', options: ['source-address=127.0.0.5/32'] });
     // Both replicas: one PROXY listener trusting haproxy (127.0.0.1 here); the control route (carol)
     // has no client keepalive, and no default either.
     const yaml = (admin: string) => `${admin}listen: [{address: 127.0.0.1, port: 0, proxyProtocol: {trusted: [127.0.0.1/32]}}]
@@ -133,7 +139,7 @@ keepalive:
   client: { interval: 0 }
 routes:
   - name: kept
-    users: [alice, bob]
+    users: [alice, bob, cora]
     to: ["127.0.0.1:${scene.sshd.port}"]
     keepalive: { client: { interval: 1s, countMax: 3 } }
   - name: bare
@@ -204,6 +210,18 @@ routes:
     const failed = await waitFor(() => allLogs().find((l) => l.event === 'auth-failed' && l.user === 'alice'), { what: 'auth-failed' });
     expect(String(failed.src)).to.match(/^127\.0\.0\.6:\d+$/);
     expect(String(failed.why)).to.contain('source address 127.0.0.6 not allowed by from=');
+  });
+
+  it("a certificate's source-address is checked against the client address from the header", async function () {
+    this.timeout(60_000);
+    const cfg = (bind: string) => writeSshConfig(scene.dir, scene.keys.cora!, `ssh_config_cora_${bind}`, [`BindAddress ${bind}`, `CertificateFile ${coraCert}`]);
+    const jump = (bind: string) => run('ssh', ['-F', cfg(bind), '-J', `cora@127.0.0.1:${front}`, '-p', String(scene.sshd.port), 'root@127.0.0.1', 'echo cert-ok'], { timeoutMs: 30_000 });
+    const ok = await jump('127.0.0.5');
+    expect(ok.stdout.toString(), ok.stderr).to.equal('cert-ok\n');
+    const no = await jump('127.0.0.6');
+    expect(no.code).to.equal(255);
+    const failed = await waitFor(() => allLogs().find((l) => l.event === 'auth-failed' && l.user === 'cora' && l.rule === 'source-address'), { what: "cora's refusal" });
+    expect(String(failed.why)).to.equal("client address 127.0.0.6 not in the certificate's source-address 127.0.0.5/32");
   });
 
   it('six sessions are shared between the two replicas', async function () {

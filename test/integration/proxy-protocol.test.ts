@@ -100,10 +100,10 @@ describe('behind a load balancer: PROXY protocol v2 from a real haproxy to two r
    * resolves with what holdfast answers first (its SSH banner line, or '' when it closes). The
    * socket stays open until `hold` is done with it (destroyed after 5 s at the latest).
    */
-  const greet = (client: string, hold?: (c: net.Socket) => void) =>
+  const greet = (client: string, hold?: (c: net.Socket) => void, header = `PROXY TCP4 ${client} 127.0.0.1 40000 22\r\n`) =>
     new Promise<string>((resolve) => {
       let got = '';
-      const c = net.connect({ port: replicas[0]!.port, host: '127.0.0.1' }, () => c.write(`PROXY TCP4 ${client} 127.0.0.1 40000 22\r\n`));
+      const c = net.connect({ port: replicas[0]!.port, host: '127.0.0.1' }, () => c.write(header));
       c.setTimeout(5000, () => c.destroy());
       c.on('data', (d) => {
         got += d;
@@ -328,5 +328,18 @@ routes:
       for (const c of held) c.destroy();
       await reloadA(original);
     }
+  });
+
+  it("v1 UNKNOWN: the connection is served under the balancer's address, and the log says so", async function () {
+    this.timeout(30_000);
+    const a = replicas[0]!;
+    const from = a.logs.length;
+    expect(await greet('', undefined, 'PROXY UNKNOWN\r\n')).to.match(/^SSH-2\.0-holdfast_/);
+    const said = await a.waitForLog((l) => l.event === 'proxy-address-unknown', 5000, 'proxy-address-unknown');
+    expect(said.level).to.equal('warn');
+    expect(String(said.why)).to.equal("PROXY v1 UNKNOWN: the balancer did not give the client's address, so its own is used");
+    const closed = await waitFor(() => a.logs.slice(from).find((l) => l.event === 'session-close'), { what: 'session-close' });
+    expect(String(closed.src)).to.match(/^127\.0\.0\.1:\d+$/);
+    expect(closed.via).to.equal(closed.src);
   });
 });

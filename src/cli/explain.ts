@@ -12,7 +12,7 @@ import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy,
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
 import { gatewayUser } from '../routing/gateway-login.js';
 import { certificateLines, limitsText } from './summary.js';
-import { AddressGuard, ownAddresses } from '../routing/guard.js';
+import { AddressGuard, adminEndpoint, ownAddresses } from '../routing/guard.js';
 
 export interface ExplainRequest {
   readonly host: string;
@@ -36,7 +36,7 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
       out.push(`  on ${proxied.map((l) => `${l.address}:${l.port}`).join(', ')} (proxyProtocol) this is the client address the load balancer's PROXY header gives, not the balancer's`);
     }
   }
-  out.push(...certificateLines(config));
+  if (config.trustedUserCAKeys || config.revokedKeys || config.hostCertificates.length) out.push(...certificateLines(config));
   if (config.trustedUserCAKeys && !config.authorizedPrincipalsFile) out.push(`  as ${req.user}: a certificate from those CAs must list the principal "${req.user}"`);
   const routes = routesFor(config, req.gateway ? 'gateway' : 'jump');
   const asked = canonicalDestination(req.host, req.port);
@@ -44,12 +44,17 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
     out.push(`route: none: ${req.host} is not a destination (${asked.why}); holdfast refuses it before any route is matched`);
     return { text: out.join('\n'), matched: false };
   }
-  const res = await resolveAndRoute(routes, req.user, asked, lookup, config.connectTimeoutMs, new AddressGuard(ownAddresses(config.listen)));
+  const guard = new AddressGuard(ownAddresses(config.listen), adminEndpoint(config.admin));
+  const res = await resolveAndRoute(routes, req.user, asked, lookup, config.connectTimeoutMs, guard);
   if (res.host !== req.host) out.push(`canonical: ${res.host} (the one spelling holdfast matches, resolves and logs)`);
   if (res.kind === 'refused') {
     out.push(req.gateway ? `route: none: the user sees "holdfast: no gateway route allows ${req.user} to reach ${dst}"` : `route: none: holdfast answers "administratively prohibited"`);
     if (res.decision.misses.length === 0) out.push(req.gateway ? '  no gateway routes are configured' : '  no routes are configured');
     for (const m of res.decision.misses) out.push(`  ${m.route}: ${m.why}`);
+    return { text: out.join('\n'), matched: false };
+  }
+  if (res.kind === 'routed' && guard.isAdmin(res.address, req.port)) {
+    out.push(`route: none: ${dst} is holdfast's own admin listener, never a destination (code admin-port), whatever the routes say`);
     return { text: out.join('\n'), matched: false };
   }
   const route = res.kind === 'routed' ? res.decision.route : res.route;

@@ -362,6 +362,17 @@ routes:
     expect(none.stdout).to.include('the user sees "holdfast: no gateway route allows alice to reach db1.lab:22"');
   });
 
+  it("explain refuses holdfast's own admin port even when a route names it (exit 1)", function () {
+    fs.writeFileSync(path.join(dir, 'admin.yaml'), 'authorizedKeys: ak/%u\nadmin: {address: 127.0.0.1, port: 9750}\nroutes: [{name: local, to: ["127.0.0.1:*"]}]\n');
+    const r = holdfast(['explain', '--config', 'admin.yaml', '--user', 'alice', '127.0.0.1:9750'], { cwd: dir });
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.include("route: none: 127.0.0.1:9750 is holdfast's own admin listener, never a destination (code admin-port), whatever the routes say");
+    const other = holdfast(['explain', '--config', 'admin.yaml', '--user', 'alice', '127.0.0.1:9751'], { cwd: dir });
+    expect(other.code, other.stderr).to.equal(0);
+    expect(other.stdout).to.include('route: local');
+    expect(other.stdout).to.not.include('user certificates');
+  });
+
   it('refuses a malformed destination or --from with usage exit 64', function () {
     expect(holdfast(['explain', '--config', 'ka.yaml', 'db:port'], { cwd: dir }).code).to.equal(64);
     expect(holdfast(['explain', '--config', 'ka.yaml', '--from', 'nohost', 'db'], { cwd: dir }).code).to.equal(64);

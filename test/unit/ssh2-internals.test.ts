@@ -2,6 +2,7 @@
  * holdfast relies on a few private corners of ssh2 (pinned to an exact version). These tests fail
  * loudly when an ssh2 upgrade moves them; see src/ssh/server-adapter.ts and ../shared/ssh2-notes.md.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -19,6 +20,31 @@ describe('ssh2 internals holdfast depends on', function () {
 
   it('the native crypto binding is built (AES-GCM is ~7x slower without it)', function () {
     expect(nativeCryptoAvailable(), 'run: npm rebuild ssh2 (needs g++, make, python3)').to.equal(true);
+  });
+
+  it('the native binding survives a GC of 5,000 AES-GCM ciphers (patch: Nan::ObjectWrap; node::ObjectWrap aborts on Node 24+)', function () {
+    this.timeout(30000);
+    // Since Node 24, node::ObjectWrap's destructor removes an environment cleanup hook and aborts the
+    // process when V8 runs the weak callback with no context entered (3,000 ciphers crash Node 24.21
+    // every time). The patch derives the binding's classes from Nan::ObjectWrap; postinstall
+    // (scripts/ssh2-binding.mjs) builds the binding again from the patched source. On Node 20 and 22
+    // node::ObjectWrap has no hook, so this guard bites on Node 24 and 26 (both run in CI).
+    const built = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'));
+    expect(built.includes('RemoveEnvironmentCleanupHook'), 'binding built from the unpatched source: run npm rebuild ssh2').to.equal(false);
+    const script = `
+      const crypto = require('node:crypto');
+      const { createCipher, CIPHER_INFO, bindingAvailable } = require('ssh2/lib/protocol/crypto.js');
+      if (!bindingAvailable) process.exit(3);
+      const info = CIPHER_INFO['aes128-gcm@openssh.com'];
+      const kept = [];
+      for (let i = 0; i < 5000; i++) {
+        const c = createCipher({ outbound: { onWrite() {}, cipherInfo: info, cipherKey: crypto.randomBytes(16), cipherIV: crypto.randomBytes(12), seqno: 0 } });
+        if (i % 10 === 0) kept.push(c);
+      }
+      console.log('made 5000, kept ' + kept.length);`;
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 25000 });
+    expect(r.stderr.split('\n').slice(0, 3).join('\n'), 'stderr').to.not.include('Assertion failed');
+    expect({ status: r.status, signal: r.signal, stdout: r.stdout.trim() }).to.deep.equal({ status: 0, signal: null, stdout: 'made 5000, kept 500' });
   });
 
   it('Server.KEEPALIVE_CLIENT_* statics exist and disableBuiltinKeepalive zeroes the interval', function () {

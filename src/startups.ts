@@ -18,37 +18,38 @@ export interface StartupLimits {
   readonly v6Bits: number;
 }
 
-export type Admission = { readonly ok: true; release(): void } | { readonly ok: false; readonly why: string };
+/** `pending`: unauthenticated connections when it was refused (host-wide when the primary decides). */
+export type Admission = { readonly ok: true; release(): void } | { readonly ok: false; readonly why: string; readonly pending: number };
 
-export class StartupGate {
+/**
+ * Where a connection's admission is decided: a StartupGate in this process, or, in a worker, the
+ * primary's one gate for every worker (src/daemon/shared-startups.ts), so the limits are host-wide.
+ */
+export interface StartupAdmitter {
+  admit(ip: string, limits: StartupLimits): Admission | Promise<Admission>;
+}
+
+/** The limits in force are passed with each admission (a reload changes them for the next one). */
+export class StartupGate implements StartupAdmitter {
   private pending = 0;
   private readonly bySource = new Map<string, number>();
 
-  constructor(
-    private limits: StartupLimits,
-    private readonly random: () => number = Math.random,
-  ) {}
-
-  setLimits(limits: StartupLimits): void {
-    this.limits = limits;
-  }
+  constructor(private readonly random: () => number = Math.random) {}
 
   get pendingStartups(): number {
     return this.pending;
   }
 
-  admit(ip: string): Admission {
-    const l = this.limits;
+  admit(ip: string, l: StartupLimits): Admission {
     const block = sourceBlock(ip, l.v4Bits, l.v6Bits);
     const fromSource = this.bySource.get(block) ?? 0;
-    if (l.perSource > 0 && fromSource >= l.perSource) {
-      return { ok: false, why: `perSourceMaxStartups ${l.perSource} reached for ${block}` };
-    }
+    const refuse = (why: string): Admission => ({ ok: false, why, pending: this.pending });
+    if (l.perSource > 0 && fromSource >= l.perSource) return refuse(`perSourceMaxStartups ${l.perSource} reached for ${block}`);
     if (this.pending >= l.start) {
-      if (this.pending >= l.full) return { ok: false, why: `maxStartups full (${this.pending} unauthenticated connections)` };
+      if (this.pending >= l.full) return refuse(`maxStartups full (${this.pending} unauthenticated connections)`);
       // sshd: p = rate + (100 - rate) × (pending - start) / (full - start), in per cent.
       const p = l.rate + ((100 - l.rate) * (this.pending - l.start)) / (l.full - l.start);
-      if (this.random() * 100 < p) return { ok: false, why: `maxStartups ${l.start}:${l.rate}:${l.full} (${this.pending} unauthenticated connections, refused with probability ${Math.round(p)} %)` };
+      if (this.random() * 100 < p) return refuse(`maxStartups ${l.start}:${l.rate}:${l.full} (${this.pending} unauthenticated connections, refused with probability ${Math.round(p)} %)`);
     }
     this.pending++;
     this.bySource.set(block, fromSource + 1);

@@ -3,13 +3,17 @@
  * (every worker's registry aggregated by prom-client's AggregatorRegistry over the cluster IPC
  * channel), GET /healthz (200 while accepting, 503 while starting or shutting down) and GET /sessions
  * (JSON, each worker's live sessions). Off unless `admin:` is configured; it is never a destination
- * of holdfast's own forwarding (src/routing/guard.ts isAdmin).
+ * of holdfast's own forwarding (src/routing/guard.ts isAdmin). With admin.tokenFile, /metrics and
+ * /sessions need `Authorization: Bearer <token>` (what Prometheus sends with `authorization:
+ * credentials_file:`); /healthz stays open for a balancer's health checks.
  */
+import crypto from 'node:crypto';
 import http from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
 import type { Events } from '../events.js';
 import type { Metrics } from '../metrics/collector.js';
 import type { SessionInfo } from '../session/describe.js';
+import type { AdminListener } from '../config/resolve.js';
 
 /** In a worker: answer the primary's metric requests from this worker's registry. */
 export function serveMetricsToPrimary(m: Metrics): void {
@@ -27,8 +31,9 @@ export interface AdminSources {
 /** A scrape or a `holdfast sessions` call never waits longer than this for the workers. */
 export const ADMIN_TIMEOUT_MS = 5000;
 
-export function startAdmin(at: { readonly address: string; readonly port: number }, src: AdminSources, events: Events): Promise<http.Server | undefined> {
-  const server = http.createServer((req, res) => void answer(req, res, src));
+export function startAdmin(at: AdminListener, src: AdminSources, events: Events): Promise<http.Server | undefined> {
+  const authorized = bearerCheck(at.auth?.token);
+  const server = http.createServer((req, res) => void answer(req, res, src, authorized));
   server.requestTimeout = ADMIN_TIMEOUT_MS * 2;
   server.headersTimeout = ADMIN_TIMEOUT_MS;
   server.maxConnections = 64;
@@ -47,9 +52,23 @@ export function startAdmin(at: { readonly address: string; readonly port: number
   });
 }
 
-async function answer(req: http.IncomingMessage, res: http.ServerResponse, src: AdminSources): Promise<void> {
+/**
+ * With admin.tokenFile, whether a request carries `Authorization: Bearer <token>` (compared as SHA-256
+ * digests in constant time); without one, every request is.
+ */
+export function bearerCheck(token: string | undefined): (req: http.IncomingMessage) => boolean {
+  if (token === undefined) return () => true;
+  const want = crypto.createHash('sha256').update(`Bearer ${token}`).digest();
+  return (req) => crypto.timingSafeEqual(crypto.createHash('sha256').update(req.headers.authorization ?? '').digest(), want);
+}
+
+async function answer(req: http.IncomingMessage, res: http.ServerResponse, src: AdminSources, authorized: (req: http.IncomingMessage) => boolean): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET\n');
+  if ((path === '/metrics' || path === '/sessions') && !authorized(req)) {
+    res.setHeader('www-authenticate', 'Bearer realm="holdfast"');
+    return send(res, 401, 'text/plain', 'unauthorized: send Authorization: Bearer <the token in admin.tokenFile>\n');
+  }
   try {
     if (path === '/metrics') return send(res, 200, AggregatorRegistry.PROMETHEUS_CONTENT_TYPE, await src.metrics());
     if (path === '/healthz') {

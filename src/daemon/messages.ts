@@ -3,6 +3,7 @@
  * (prom-client's own metric requests aside: src/daemon/admin.ts).
  */
 import type { SessionInfo } from '../session/describe.js';
+import type { StartupLimits } from '../startups.js';
 
 export type ToWorker =
   /** SIGHUP reached the primary: re-read the config. */
@@ -12,19 +13,25 @@ export type ToWorker =
   /** SIGTERM/SIGINT reached the primary: close every session within shutdownTimeout, then exit. */
   | { readonly holdfast: 'shutdown' }
   /** The admin API asks for the live sessions (answered with `sessions` and the same id). */
-  | { readonly holdfast: 'sessions'; readonly id: number };
+  | { readonly holdfast: 'sessions'; readonly id: number }
+  /** The answer to a worker's `startup` (src/daemon/shared-startups.ts); `pending` is host-wide. */
+  | { readonly holdfast: 'startup-verdict'; readonly id: number; readonly ok: boolean; readonly why?: string; readonly pending: number };
 
 export type FromWorker =
   /** Listening: the worker serves from now on. */
   | { readonly holdfast: 'ready'; readonly version: string; readonly pid: number }
-  | { readonly holdfast: 'sessions'; readonly id: number; readonly sessions: SessionInfo[] };
+  | { readonly holdfast: 'sessions'; readonly id: number; readonly sessions: SessionInfo[] }
+  /** May this unauthenticated connection from `ip` start, under the worker's limits in force? */
+  | { readonly holdfast: 'startup'; readonly id: number; readonly ip: string; readonly limits: StartupLimits }
+  /** The startup `id` ended (authenticated, closed, or never admitted after a timeout). */
+  | { readonly holdfast: 'startup-end'; readonly id: number };
 
 export function isFromWorker(m: unknown): m is FromWorker {
   const k = typeof m === 'object' && m !== null ? (m as { holdfast?: unknown }).holdfast : undefined;
-  return k === 'ready' || k === 'sessions';
+  return k === 'ready' || k === 'sessions' || k === 'startup' || k === 'startup-end';
 }
 
 export function isToWorker(m: unknown): m is ToWorker {
   const k = typeof m === 'object' && m !== null ? (m as { holdfast?: unknown }).holdfast : undefined;
-  return k === 'reload' || k === 'drain' || k === 'shutdown' || k === 'sessions';
+  return k === 'reload' || k === 'drain' || k === 'shutdown' || k === 'sessions' || k === 'startup-verdict';
 }

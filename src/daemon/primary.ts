@@ -25,6 +25,7 @@ import type { Server } from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
 import { ADMIN_TIMEOUT_MS, startAdmin, type AdminSources } from './admin.js';
 import type { SessionInfo } from '../session/describe.js';
+import { StartupLedger } from './shared-startups.js';
 
 /** Crashes within this window make the next replacement wait REPLACE_BACKOFF_MS. */
 const CRASH_WINDOW_MS = 10_000;
@@ -72,6 +73,8 @@ class Keeper {
   private finish: (code: number) => void = () => {};
   private admin: Server | undefined;
   private requestId = 0;
+  /** maxStartups and perSourceMaxStartups, counted once for every worker. */
+  private readonly startups = new StartupLedger();
 
   constructor(
     private readonly file: string | undefined,
@@ -170,6 +173,12 @@ class Keeper {
     gen.workers.add(w);
     this.generationOf.set(w, gen.n);
     w.on('exit', (code, signal) => this.exited(w, code, signal));
+    w.on('message', (m: unknown) => {
+      if (!isFromWorker(m)) return;
+      // A worker gone (or going) gets no admission: nothing it could never give back.
+      if (m.holdfast === 'startup' && w.isConnected()) w.send(this.startups.request(w.id, m) satisfies ToWorker);
+      else if (m.holdfast === 'startup-end') this.startups.end(w.id, m.id);
+    });
     return new Promise((resolve, reject) => {
       w.once('exit', (code) => reject(new WorkerFailed(code ?? EXIT_SOFTWARE)));
       w.on('message', (m: unknown) => {
@@ -183,6 +192,7 @@ class Keeper {
   }
 
   private exited(w: Worker, code: number | null, signal: string | null): void {
+    this.startups.workerGone(w.id);
     const generation = this.generationOf.get(w) ?? 0;
     const wasReady = this.ready.delete(w);
     this.starting?.workers.delete(w);

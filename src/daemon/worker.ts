@@ -17,11 +17,14 @@ import { EXIT_FAILURE, EXIT_OK } from '../cli/exit-codes.js';
 import { isToWorker, type FromWorker } from './messages.js';
 import { Metrics } from '../metrics/collector.js';
 import { serveMetricsToPrimary } from './admin.js';
+import { SharedStartups } from './shared-startups.js';
 
 export async function runWorker(file: string | undefined, loaded: LoadedConfig): Promise<number> {
   const log = createLogger({ level: loaded.config.logLevel, base: { worker: cluster.worker?.id ?? 0 } });
   const events = Events.loggingTo(log);
-  const server = new HoldfastServer(loaded.config, events);
+  // One startup gate for every worker: the primary's (src/daemon/shared-startups.ts).
+  const startups = new SharedStartups((m) => process.send?.(m));
+  const server = new HoldfastServer(loaded.config, events, undefined, startups);
   // The primary's admin listener aggregates every worker's registry (src/daemon/admin.ts).
   serveMetricsToPrimary(new Metrics(events, server.live));
   try {
@@ -44,7 +47,8 @@ export async function runWorker(file: string | undefined, loaded: LoadedConfig):
     };
     process.on('message', (m: unknown) => {
       if (!isToWorker(m)) return;
-      if (m.holdfast === 'reload') reload(server, file, log);
+      if (m.holdfast === 'startup-verdict') startups.verdict(m);
+      else if (m.holdfast === 'reload') reload(server, file, log);
       else if (m.holdfast === 'sessions') {
         const answer: FromWorker = { holdfast: 'sessions', id: m.id, sessions: server.describeSessions().map((s) => ({ ...s, worker: cluster.worker?.id ?? 0 })) };
         process.send?.(answer);

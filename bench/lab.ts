@@ -8,10 +8,11 @@ import path from 'node:path';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { startSshd, descendants, type Sshd } from '../test/helpers/sshd.js';
-import { startHoldfast, type Holdfast } from '../test/helpers/holdfast.js';
+import { startHoldfast, type Holdfast, type LogLine } from '../test/helpers/holdfast.js';
 import { keygen, knownHostsLine, publicKey, tempDir, removeTempDirs } from '../test/helpers/tmp.js';
 import { CONFIG_HEAD, sshdHostKey } from '../test/helpers/fixture.js';
 import { writeSshConfig } from '../test/helpers/ssh.js';
+import { signCertificate } from '../test/helpers/certs.js';
 import { freePort } from '../test/helpers/ports.js';
 
 export const CIPHER = 'aes128-gcm@openssh.com';
@@ -37,10 +38,12 @@ export interface Lab {
   /** `extraYaml`: top-level keys added to the config (e.g. `workers: 2`). */
   restartHoldfast(extraYaml?: string): Promise<void>;
   /** Log lines with this event, over every holdfast process of the lab. */
-  holdfastEvents(event: string): number;
+  holdfastEvents(event: string, where?: (l: LogLine) => boolean): number;
   readonly jumpSshd: Sshd;
   /** ssh_config with the bench key and the cipher, for ssh -F (ProxyJump children get it too). */
   readonly sshConfig: string;
+  /** The same, logging in with a user certificate for the bench key (every host trusts its CA). */
+  readonly sshConfigCert: string;
   readonly key: string;
   /** A TCP server that accepts and holds connections: the destination of the idle sessions. */
   readonly sink: { port: number; count(): number; closeAll(): void };
@@ -66,9 +69,15 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const gwKey = keygen(dir, 'holdfast_gateway_key');
   fs.appendFileSync(auth, `${publicKey(gwKey)}\n`);
 
+  // A user CA that the target, sshd and holdfast all trust, and a certificate for the bench key (a
+  // file name ssh does not load by itself: only the setup row with certificates uses it).
+  const userCa = keygen(dir, 'user_ca');
+  const cert = signCertificate(dir, userCa, key, { name: 'id_bench_cert', id: 'bench', principals: 'bench,root' });
+  const trustCa = `TrustedUserCAKeys ${userCa}.pub`;
+
   const ka = opts.clientKeepalive ?? '30s';
   const kaSeconds = Math.max(1, Math.round(parseFloat(ka)));
-  const target = await startSshd(dir, auth, [`Ciphers ${CIPHER}`, 'MaxStartups 10000:30:10000']);
+  const target = await startSshd(dir, auth, [`Ciphers ${CIPHER}`, 'MaxStartups 10000:30:10000', trustCa]);
   // sshd as the jump host: what operators run today. ClientAlive* matches holdfast's client leg.
   const jumpSshd = await startSshd(dir, auth, [
     `Ciphers ${CIPHER}`,
@@ -77,11 +86,13 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     'ClientAliveCountMax 3',
     'MaxStartups 10000:30:10000',
     'LoginGraceTime 120',
+    trustCa,
   ]);
   fs.writeFileSync(path.join(dir, 'known_hosts'), `${knownHostsLine(sshdHostKey({ dir }), target.port)}\n`);
   const adminPort = await freePort();
   const holdfastYaml = (extra = '') =>
-    `${CONFIG_HEAD}${extra}admin: { address: 127.0.0.1, port: ${adminPort} }
+    `${CONFIG_HEAD}${extra}trustedUserCAKeys: user_ca.pub
+admin: { address: 127.0.0.1, port: ${adminPort} }
 maxChannels: 100
 maxStartups: "10000:30:10000"
 perSourceMaxStartups: none
@@ -96,9 +107,12 @@ routes:
     to: ["127.0.0.1:*"]
 `;
   let holdfast = await startHoldfast(dir, holdfastYaml(), { nodeArgs: opts.holdfastNodeArgs ?? [] });
-  const pastEvents = new Map<string, number>();
+  // Log lines of the holdfast processes restartHoldfast replaced, for holdfastEvents.
+  const past: LogLine[] = [];
   const sshConfig = writeSshConfig(dir, key, 'ssh_config', []);
   fs.appendFileSync(sshConfig, `  Ciphers ${CIPHER}\n  ControlMaster no\n  ControlPath none\n`);
+  const sshConfigCert = writeSshConfig(dir, key, 'ssh_config_cert', []);
+  fs.appendFileSync(sshConfigCert, `  CertificateFile ${cert}\n  Ciphers ${CIPHER}\n  ControlMaster no\n  ControlPath none\n`);
 
   const held = new Set<net.Socket>();
   const sink = net.createServer((s) => {
@@ -129,16 +143,17 @@ routes:
       return holdfast;
     },
     async restartHoldfast(extraYaml = '') {
-      for (const l of holdfast.logs) pastEvents.set(l.event, (pastEvents.get(l.event) ?? 0) + 1);
+      past.push(...holdfast.logs);
       await holdfast.stop();
       holdfast = await startHoldfast(dir, holdfastYaml(extraYaml), { nodeArgs: opts.holdfastNodeArgs ?? [] });
       // With several workers, wait until every one serves.
       const want = Number(/workers: (\d+)/.exec(extraYaml)?.[1] ?? 1);
       await holdfast.waitForLog(() => holdfast.logs.filter((l) => l.event === 'worker-started').length >= want, 15_000, `${want} workers`);
     },
-    holdfastEvents: (event) => (pastEvents.get(event) ?? 0) + holdfast.logs.filter((l) => l.event === event).length,
+    holdfastEvents: (event, where = () => true) => [...past, ...holdfast.logs].filter((l) => l.event === event && where(l)).length,
     jumpSshd,
     sshConfig,
+    sshConfigCert,
     key,
     sink: {
       port: (sink.address() as net.AddressInfo).port,

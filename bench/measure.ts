@@ -12,7 +12,7 @@ import type { Jump, Lab } from './lab.js';
 /** How the client reaches the target. `port` overrides the jump's (or holdfast's) port: a relay. */
 export type Path =
   | { readonly kind: 'direct'; readonly port?: number }
-  | { readonly kind: 'jump'; readonly jump: Jump; readonly port?: number }
+  | { readonly kind: 'jump'; readonly jump: Jump; readonly port?: number; readonly cert?: boolean }
   | { readonly kind: 'gateway'; readonly port?: number };
 
 export function pathName(p: Path): string {
@@ -25,7 +25,7 @@ function jumpUser(j: Jump): string {
 }
 
 export function sshArgs(lab: Lab, p: Path, command: string): string[] {
-  const cfg = ['-F', lab.sshConfig];
+  const cfg = ['-F', p.kind === 'jump' && p.cert ? lab.sshConfigCert : lab.sshConfig];
   if (p.kind === 'gateway') return [...cfg, '-p', String(p.port ?? lab.jumps.holdfast.port), `bench+127.0.0.1+${lab.target.port}@127.0.0.1`, command];
   const target = ['-p', String(p.kind === 'direct' ? (p.port ?? lab.target.port) : lab.target.port), 'root@127.0.0.1', command];
   if (p.kind === 'direct') return [...cfg, ...target];
@@ -134,9 +134,15 @@ export interface IdleResult {
   readonly rssBeforeKiB: number;
   readonly rssWithKiB: number;
   readonly rssPerSessionKiB: number;
-  /** CPU time of the jump host over the idle window, as % of one core. */
+  /** CPU time of the jump host over the whole idle window, as % of one core. */
   readonly cpuPctOfCore: number;
+  /**
+   * The same, per sub-window of `subS` (the lab's keepalive interval, so each holds one round of
+   * probes): a one-off garbage collection shows as one high sub-window instead of moving the whole.
+   */
+  readonly cpuSubPct: readonly number[];
   readonly windowS: number;
+  readonly subS: number;
   readonly processes: number;
   readonly openMs: number;
   /** holdfast only: median time for GET /metrics with the sessions open (5 scrapes). */
@@ -177,7 +183,7 @@ function cpuSeconds(pids: number[]): number {
  * jump host's resident memory per session and its CPU over `windowS` of idleness (its client-leg
  * keepalive runs meanwhile), then closes everything and waits until the jump host has let go.
  */
-export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log: (s: string) => void = () => {}, settleS = 10): Promise<IdleResult> {
+export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log: (s: string) => void = () => {}, settleS = 10, subS = 30): Promise<IdleResult> {
   const key = fs.readFileSync(lab.key);
   const baseSink = lab.sink.count();
   const pidsBefore = jump.pids();
@@ -223,8 +229,17 @@ export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log
   const pids = jump.pids();
   const rssWithKiB = rssKiB(pids);
   const c0 = cpuSeconds(pids);
-  await new Promise((r) => setTimeout(r, windowS * 1000));
-  const c1 = cpuSeconds(jump.pids());
+  const cpuSubPct: number[] = [];
+  const subs = Math.max(1, Math.round(windowS / Math.min(subS, windowS)));
+  const sub = windowS / subs;
+  let last = c0;
+  for (let i = 0; i < subs; i++) {
+    await new Promise((r) => setTimeout(r, sub * 1000));
+    const c = cpuSeconds(jump.pids());
+    cpuSubPct.push(((c - last) / sub) * 100);
+    last = c;
+  }
+  const c1 = last;
   // What a Prometheus scrape costs with the sessions open (after the CPU window: not counted in it).
   let scrapeMs: number | undefined;
   if (jump.admin) {
@@ -243,7 +258,9 @@ export async function idle(lab: Lab, jump: Jump, n: number, windowS: number, log
     rssWithKiB,
     rssPerSessionKiB: (rssWithKiB - rssBeforeKiB) / n,
     cpuPctOfCore: ((c1 - c0) / windowS) * 100,
+    cpuSubPct,
     windowS,
+    subS: sub,
     processes: pids.length,
     openMs,
     ...(scrapeMs !== undefined ? { scrapeMs } : {}),

@@ -24,7 +24,7 @@ import { AddressGuard, adminEndpoint, ownAddresses } from './routing/guard.js';
 import { describeSession, type SessionInfo } from './session/describe.js';
 import type { LiveView } from './metrics/collector.js';
 import { unmapIPv4 } from './routing/canonical.js';
-import { StartupGate } from './startups.js';
+import { StartupGate, type Admission, type StartupAdmitter } from './startups.js';
 
 /** At most one line per this long for events an outsider can cause at will. */
 const THROTTLE_MS = 5000;
@@ -53,7 +53,6 @@ export class HoldfastServer {
   /** Addresses a wildcard route never reaches: loopback, link-local, holdfast's own. */
   private readonly guard: AddressGuard;
   private readonly startedWith: ResolvedConfig;
-  private readonly startups: StartupGate;
   private readonly throttle = new Map<string, { last: number; suppressed: number }>();
   private readonly proxyGate = new ProxyGate({
     admit: (sock, peer) => this.admit(sock, peer),
@@ -70,10 +69,11 @@ export class HoldfastServer {
     /** Every event of the daemon; the logger is one subscriber (src/events.ts). */
     readonly events: Events,
     lookup: Lookup = systemLookup,
+    /** Where startups are admitted: this process alone, or the primary for every worker. */
+    private readonly startups: StartupAdmitter = new StartupGate(),
   ) {
     this.config = config;
     this.startedWith = config;
-    this.startups = new StartupGate(config.startups);
     // Listeners are bound once (a listen change needs a restart), so holdfast's own addresses too.
     this.guard = new AddressGuard(ownAddresses(config.listen), adminEndpoint(config.admin));
     this.keys = this.newKeyStore(config.authorizedKeys);
@@ -222,11 +222,27 @@ export class HoldfastServer {
 
   /** Admits a connection by its client address (the startup gate) and starts its session. */
   private admit(sock: net.Socket, peer: Peer): void {
-    const admission = this.startups.admit(peer.ip);
+    const admission = this.startups.admit(peer.ip, this.config.startups);
+    if (!(admission instanceof Promise)) return this.admitted(sock, peer, admission);
+    // Waiting for the primary: a reset now must not be an unhandled 'error'.
+    const ignore = () => {};
+    sock.on('error', ignore);
+    void admission.then((a) => {
+      sock.off('error', ignore);
+      this.admitted(sock, peer, a);
+    });
+  }
+
+  private admitted(sock: net.Socket, peer: Peer, admission: Admission): void {
     if (!admission.ok) {
       // Refused before any byte is read: sshd does the same (it closes the socket).
       sock.destroy();
-      this.throttled('startup-refused', { src: `${peer.ip}:${peer.port}`, why: admission.why, pending: this.startups.pendingStartups });
+      this.throttled('startup-refused', { src: `${peer.ip}:${peer.port}`, why: admission.why, pending: admission.pending });
+      return;
+    }
+    if (this.stopping || sock.destroyed) {
+      admission.release();
+      sock.destroy();
       return;
     }
     const session = new Session(sock, this.sessionContext, peer, admission.release);
@@ -306,7 +322,6 @@ export class HoldfastServer {
     if (next.authorizedKeys !== this.config.authorizedKeys) this.keys = this.newKeyStore(next.authorizedKeys);
     if (JSON.stringify(certificateSources(next)) !== JSON.stringify(this.certs.sources)) this.certs = new CertificateFiles(certificateSources(next));
     this.config = next;
-    this.startups.setLimits(next.startups);
     const live: ReapplyCounts = { sessions: 0, legsReplanned: 0, sessionsRevoked: 0, channelsRevoked: 0 };
     for (const session of this.sessions) {
       const r = session.reapply();

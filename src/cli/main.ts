@@ -106,9 +106,10 @@ export async function main(args: string[]): Promise<number> {
       (y) =>
         y
           .option('admin', { type: 'string', requiresArg: true, describe: 'the admin listener, HOST:PORT (instead of reading the config)' })
+          .option('token-file', { type: 'string', requiresArg: true, describe: "with --admin: the file holding the listener's bearer token (admin.tokenFile)" })
           .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of a table' }),
       (argv) => {
-        chosen = () => runSessions({ admin: argv.admin, json: argv.json, load: () => tryLoad(configFile(argv)) });
+        chosen = () => runSessions({ admin: argv.admin, tokenFile: argv['token-file'], json: argv.json, load: () => tryLoad(configFile(argv)) });
       },
     )
     .command('schema', 'Print the config JSON Schema (for editors)', {}, () => {

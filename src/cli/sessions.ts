@@ -1,13 +1,28 @@
 /**
- * `holdfast sessions [--config FILE | --admin HOST:PORT] [--json]`: the live sessions, from the admin
- * listener's /sessions (every worker's), as a table or as JSON.
+ * `holdfast sessions [--config FILE | --admin HOST:PORT [--token-file FILE]] [--json]`: the live
+ * sessions, from the admin listener's /sessions (every worker's), as a table or as JSON. The bearer
+ * token (admin.tokenFile) comes from the config, or from --token-file.
  */
+import fs from 'node:fs';
 import type { SessionInfo, LegInfo } from '../session/describe.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import type { LoadedConfig } from '../config/load.js';
 
-export async function runSessions(opts: { admin: string | undefined; json: boolean; load: () => LoadedConfig | null }): Promise<number> {
+export async function runSessions(opts: { admin: string | undefined; tokenFile: string | undefined; json: boolean; load: () => LoadedConfig | null }): Promise<number> {
   let at: string;
+  let token: string | undefined;
+  if (opts.tokenFile !== undefined && opts.admin === undefined) {
+    process.stderr.write('holdfast: --token-file goes with --admin HOST:PORT (with --config, admin.tokenFile is read from the config)\n');
+    return EXIT_USAGE;
+  }
+  if (opts.tokenFile !== undefined) {
+    try {
+      token = fs.readFileSync(opts.tokenFile, 'utf8').trim();
+    } catch (err) {
+      process.stderr.write(`holdfast: cannot read --token-file ${opts.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
+      return EXIT_USAGE;
+    }
+  }
   if (opts.admin !== undefined) {
     if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(opts.admin)) {
       process.stderr.write(`holdfast: --admin ${JSON.stringify(opts.admin)} is not HOST:PORT\n`);
@@ -22,12 +37,20 @@ export async function runSessions(opts: { admin: string | undefined; json: boole
       process.stderr.write(`holdfast: ${loaded.config.source} has no admin listener; add  admin: { address: 127.0.0.1, port: 9750 }  and restart holdfast, or pass --admin HOST:PORT\n`);
       return EXIT_CONFIG;
     }
+    token = a.auth?.token;
     const host = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '[::1]' : a.address.includes(':') ? `[${a.address}]` : a.address;
     at = `${host}:${a.port}`;
   }
   let sessions: SessionInfo[];
   try {
-    const res = await fetch(`http://${at}/sessions`, { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(`http://${at}/sessions`, { signal: AbortSignal.timeout(10_000), ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
+    if (res.status === 401) {
+      const why = token
+        ? `the token sent was refused (${opts.tokenFile ?? 'admin.tokenFile'} differs from the one the running holdfast read at start)`
+        : 'run with --config (admin.tokenFile) or --admin HOST:PORT --token-file FILE';
+      process.stderr.write(`holdfast: http://${at}/sessions wants the admin token: ${why}\n`);
+      return EXIT_FAILURE;
+    }
     if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).trim()}`);
     sessions = (await res.json()) as SessionInfo[];
   } catch (err) {

@@ -101,6 +101,10 @@ export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]):
       `maxStartups ${c.startups.start}:${c.startups.rate}:${c.startups.full}, perSourceMaxStartups ${c.startups.perSource || 'none'} (/${c.startups.v4Bits}, /${c.startups.v6Bits}), ` +
       `idleTimeout ${c.idleTimeoutMs ? formatDuration(c.idleTimeoutMs) : 'off'} (a connection with no channel)`,
   );
+  if (c.admin) {
+    const a = c.admin;
+    lines.push(`admin: http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port} (/metrics, /healthz, /sessions; ${a.auth ? `/metrics and /sessions need the bearer token in ${a.auth.tokenFile}` : 'no token'})`);
+  }
   lines.push(`routes (${c.routes.length}, first match wins):`);
   for (const r of c.routes) {
     const ka = (p: { interval: number; countMax: number }) => (p.interval === 0 ? 'off' : `${formatDuration(p.interval)} x ${p.countMax}`);

@@ -217,7 +217,7 @@ export const ConfigSchema = z
       .min(1)
       .optional()
       .describe(
-        'OpenSSH host certificates (`ssh-keygen -s CA -h`) for ed25519 host keys in hostKeys: clients that trust the CA (`@cert-authority` in known_hosts) connect without a prompt. A change needs a restart.',
+        'OpenSSH host certificates (`ssh-keygen -s CA -h`) for ed25519, ECDSA or RSA host keys in hostKeys (an RSA certificate is offered as rsa-sha2-512/256-cert-v01): clients that trust the CA (`@cert-authority` in known_hosts) connect without a prompt. A change needs a restart.',
       ),
     loginGraceTime: durationDefault('Time allowed from TCP connect to successful authentication (sshd LoginGraceTime).', '30s'),
     maxAuthTries: z
@@ -231,13 +231,13 @@ export const ConfigSchema = z
       .union([z.string(), z.number().int()])
       .default('64:30:256')
       .describe(
-        'Unauthenticated connections (sshd MaxStartups start:rate:full): from `start` pending, new ones are refused with probability rate %, rising to 100 % at `full`. Higher than sshd\'s 10:30:100: a jump host sees bursts of parallel logins (Ansible, pssh), and a pending login costs holdfast one socket and ~30 KiB.',
+        'Unauthenticated connections (sshd MaxStartups start:rate:full): from `start` pending, new ones are refused with probability rate %, rising to 100 % at `full`; counted for the whole host, every worker together. Higher than sshd\'s 10:30:100: a jump host sees bursts of parallel logins (Ansible, pssh), and a pending login costs holdfast one socket and ~30 KiB.',
       ),
     perSourceMaxStartups: z
       .union([z.number().int().min(1).max(100000), z.literal('none')])
       .default(32)
       .describe(
-        'Unauthenticated connections allowed from one source network at once (sshd 9.8 PerSourceMaxStartups); "none" = no per-source limit. Keeps one address from taking every startup slot (pssh runs 32 at once).',
+        'Unauthenticated connections allowed from one source network at once (sshd 9.8 PerSourceMaxStartups), every worker together; "none" = no per-source limit. Keeps one address from taking every startup slot (pssh runs 32 at once).',
       ),
     perSourceNetBlockSize: z
       .union([z.string(), z.number().int()])
@@ -270,6 +270,13 @@ export const ConfigSchema = z
       .strictObject({
         address: z.string().min(1).default('127.0.0.1').describe('Address of the admin listener (keep it on loopback or a management network).'),
         port: z.number().int().min(1).max(65535).describe('TCP port of the admin listener (the examples use 9750).'),
+        tokenFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'A file holding a bearer token (at least 16 characters, e.g. `openssl rand -hex 32`; mode 0600): /metrics and /sessions then answer only requests with `Authorization: Bearer <token>` (401 otherwise); /healthz stays open for health checks. `holdfast sessions --config` sends it. Read at start.',
+          ),
       })
       .optional()
       .describe(

@@ -6,7 +6,7 @@
  * the certificate must hold (src/ssh/certificate.ts), be unrevoked, and the user's signature must
  * verify with the certified key. Every refusal names its rule. Pure apart from the files read.
  */
-import { fromAllows, type KeyOptions, type LoginKey } from '../ssh/authorized-keys.js';
+import { fromAllows, optionsExpired, type KeyOptions, type LoginKey } from '../ssh/authorized-keys.js';
 import type { KeyLookup } from '../ssh/auth.js';
 import { certificatePermits, checkCertificate, describeCertificate, parseCertificate, CERT_SUFFIX, type Certificate } from '../ssh/certificate.js';
 import type { CertificateFiles } from '../ssh/user-ca.js';
@@ -68,7 +68,7 @@ export function certificateLogin(cert: Certificate, user: string, lookup: KeyLoo
   let chosen: { principal: string; options: KeyOptions; file: string; line: number; trustedBy: string } | undefined;
   for (const l of lines) {
     const file = lookup.ok ? lookup.file : '';
-    if (l.options.expiresAt && l.options.expiresAt.getTime() <= at.now.getTime()) why = `cert-authority line ${l.line} expired (expiry-time)`;
+    if (optionsExpired(l.options, at.now)) why = `cert-authority line ${l.line} expired (expiry-time)`;
     else if (!fromAllows(l.options, at.clientIp)) why = `source address ${at.clientIp} not allowed by from= (cert-authority line ${l.line})`;
     else {
       const allowed = l.certAuthority?.principals;
@@ -87,7 +87,7 @@ export function certificateLogin(cert: Certificate, user: string, lookup: KeyLoo
       if (cert.principals.includes(user)) chosen = { principal: user, options: ALL, file: cas.file, line: 0, trustedBy };
     } else if (!pf.ok) why = `authorizedPrincipalsFile: ${pf.why}`;
     else {
-      const hit = pf.value.find((p) => cert.principals.includes(p.principal) && fromAllows(p.options, at.clientIp) && !(p.options.expiresAt && p.options.expiresAt.getTime() <= at.now.getTime()));
+      const hit = pf.value.find((p) => cert.principals.includes(p.principal) && fromAllows(p.options, at.clientIp) && !optionsExpired(p.options, at.now));
       if (hit) chosen = { principal: hit.principal, options: hit.options, file: pf.file, line: hit.line, trustedBy };
       else why = `none of the certificate's principals (${cert.principals.join(', ')}) is allowed by ${pf.file}`;
     }

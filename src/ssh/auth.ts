@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto';
 import { ParsedFileCache } from './file-cache.js';
-import { parseAuthorizedKeys, fromAllows, type AuthorizedKey, type ParsedAuthorizedKeys } from './authorized-keys.js';
+import { parseAuthorizedKeys, fromAllows, optionsExpired, type AuthorizedKey, type ParsedAuthorizedKeys } from './authorized-keys.js';
 import { expandUserTemplate, isSafeUserName } from '../config/paths.js';
 
 export type KeyLookup =
@@ -56,7 +56,7 @@ export function matchOfferedKey(keys: readonly AuthorizedKey[], offered: Offered
     // A CA's key vouches for certificates; it never logs in itself.
     if (entry.certAuthority || !sameBytes(entry.publicSSH, offered.data)) continue;
     sawKey = true;
-    if (entry.options.expiresAt && entry.options.expiresAt.getTime() <= now.getTime()) {
+    if (optionsExpired(entry.options, now)) {
       lastWhy = `key expired (expiry-time, line ${entry.line})`;
       continue;
     }

@@ -240,6 +240,11 @@ function parseExpiry(v: string): Date | null {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+/** expiry-time=: the line no longer admits anything at `now`. */
+export function optionsExpired(options: KeyOptions, now: Date): boolean {
+  return options.expiresAt !== undefined && options.expiresAt.getTime() <= now.getTime();
+}
+
 /** from=: patterns matched against the client's address (holdfast does no reverse DNS, like sshd with UseDNS no). */
 export function fromAllows(options: KeyOptions, clientIp: string): boolean {
   if (!options.from) return true;

@@ -1,10 +1,10 @@
 /**
  * `hostCertificates`: holdfast presents an OpenSSH host certificate (`ssh-keygen -s CA -h`) for its
- * ed25519 host key, so a client with `@cert-authority` for the CA in known_hosts connects without a
+ * ed25519, ECDSA or RSA host key, so a client with `@cert-authority` for the CA in known_hosts connects without a
  * prompt. ssh2 takes a parsed key object: the certified key is the host key with its type and public
- * blob replaced by the certificate's (signing is the host key's own). The one ssh2 change this needs
- * (the host signature labelled with the key's algorithm, not the certificate's) is in
- * patches/ssh2+1.17.0.patch.
+ * blob replaced by the certificate's (signing is the host key's own). The ssh2 change this needs is in
+ * patches/ssh2+1.17.0.patch: the host signature made, converted and labelled as the key's algorithm,
+ * not the certificate's; and an RSA certificate offered as rsa-sha2-512/256-cert-v01@openssh.com.
  */
 import fs from 'node:fs';
 import { utils, type ParsedKey } from './ssh2.js';
@@ -13,7 +13,14 @@ import { fingerprintSha256 } from './public-key.js';
 
 export type HostCertificate = { readonly ok: true; readonly cert: Certificate; readonly file: string } | { readonly ok: false; readonly why: string };
 
-/** Reads `file` (one "type base64 [comment]" line) as an ed25519 host certificate. */
+/**
+ * The certificates holdfast can present. An RSA certificate (ssh-keygen names it ssh-rsa-cert-v01) is
+ * offered as rsa-sha2-512/256-cert-v01@openssh.com, signed with SHA-2 (holdfast never offers SHA-1
+ * ssh-rsa). DSA is gone from OpenSSH; security-key (sk-) types cannot be host keys.
+ */
+export const HOST_CERT_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa'].map((t) => `${t}-cert-v01@openssh.com`);
+
+/** Reads `file` (one "type base64 [comment]" line) as an ed25519, ECDSA or RSA host certificate. */
 export function readHostCertificate(file: string): HostCertificate {
   let text: string;
   try {
@@ -24,7 +31,7 @@ export function readHostCertificate(file: string): HostCertificate {
   const [type, b64] = text.trim().split(/\s+/);
   if (!type || !b64) return { ok: false, why: `${file} is not a certificate ("type base64 [comment]")` };
   if (!type.endsWith('-cert-v01@openssh.com')) return { ok: false, why: `${file} is a plain ${type} key, not a certificate: sign the host key's .pub with ssh-keygen -s CA -h` };
-  if (type !== 'ssh-ed25519-cert-v01@openssh.com') return { ok: false, why: `${file} is a ${type}: holdfast presents ed25519 host certificates (ssh-ed25519-cert-v01@openssh.com)` };
+  if (!HOST_CERT_TYPES.includes(type)) return { ok: false, why: `${file} is a ${type}: holdfast presents ed25519, ECDSA and RSA host certificates (${HOST_CERT_TYPES.join(', ')})` };
   let cert: Certificate;
   try {
     cert = parseCertificate(Buffer.from(b64, 'base64'));

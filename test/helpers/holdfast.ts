@@ -82,7 +82,14 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
       timeoutMs,
       what,
     });
-  const started = await waitForLog((l) => l.event === 'started', 15_000, 'holdfast to start');
+  let started: LogLine;
+  try {
+    started = await waitForLog((l) => l.event === 'started', 30_000, 'holdfast to start');
+  } catch (e) {
+    // Leave nothing running behind a failed start (the primary takes its workers with it).
+    await stopProcess(proc, 'SIGTERM', 5000).catch(() => {});
+    throw new Error(`${(e as Error).message}${err ? `; holdfast's stderr: ${err.slice(0, 2000)}` : ''}`);
+  }
   const port = Number(String((started.listen as string[])[0]).split(':').pop());
   return {
     proc,

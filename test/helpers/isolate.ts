@@ -1,5 +1,5 @@
 /**
- * Loaded by mocha before any test (.mocharc.json "require"): tests never touch the home of the user
+ * Loaded by mocha before any test (.mocharc.cjs "require"): tests never touch the home of the user
  * who runs them. HOME, XDG_STATE_HOME and HOLDFAST_STATE_DIR point into one temporary folder for the
  * test process and every process it starts (holdfast's accept-new known_hosts, generated host keys,
  * ssh's ~/.ssh all land there); the folder is removed when the run ends.

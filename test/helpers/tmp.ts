@@ -16,7 +16,7 @@ export function removeTempDirs(): void {
 }
 
 /** ssh-keygen a key pair; returns the private key path (public key at path + ".pub"). */
-export function keygen(dir: string, name: string, type: 'ed25519' | 'ecdsa' | 'rsa' = 'ed25519'): string {
+export function keygen(dir: string, name: string, type: 'ed25519' | 'ecdsa' | 'rsa' | 'dsa' = 'ed25519'): string {
   const file = path.join(dir, name);
   const args = ['-q', '-t', type, '-N', '', '-C', `${name}@test`, '-f', file];
   if (type === 'rsa') args.push('-b', '2048');

@@ -72,7 +72,7 @@ describe('npm run bench: the benchmark itself, on a tiny size', function () {
     };
     const result = await runBench(lab, cfg, () => {});
     const ids = result.rows.map((r) => r.id);
-    expect(ids).to.deep.equal(['bulk-up', 'bulk-down', 'bulk-workers', 'setup', 'latency-p50', 'latency-p99', 'idle-rss-6', 'idle-cpu-6', 'lfn-jump', 'lfn-gateway']);
+    expect(ids).to.deep.equal(['bulk-up', 'bulk-down', 'bulk-workers', 'setup', 'setup-cert', 'latency-p50', 'latency-p99', 'idle-rss-6', 'idle-cpu-6', 'lfn-jump', 'lfn-gateway']);
     for (const r of result.rows) {
       expect(r.holdfast.median, `${r.id} holdfast`).to.be.a('number').and.not.NaN;
       expect(r.sshd.median, `${r.id} sshd`).to.be.a('number').and.not.NaN;
@@ -93,6 +93,10 @@ describe('npm run bench: the benchmark itself, on a tiny size', function () {
     expect(hfChannels, 'holdfast channel-open lines').to.be.at.least(2 + 2 + 1 + 6 + 1);
     expect(sshdLogins, 'sshd jump logins').to.be.at.least(2 + 2 + 1 + 6 + 1);
     expect(lab.holdfastEvents('gateway-open'), 'gateway-mode runs').to.be.at.least(1);
+    // The setup row with certificates logged in with the certificate at both jump hosts (2 runs each).
+    const certLogins = lab.holdfastEvents('auth-accepted', (l) => l.keyType === 'ssh-ed25519-cert-v01@openssh.com' && (l.certificate as { keyId?: string }).keyId === 'bench');
+    expect(certLogins, 'holdfast certificate logins (key ID bench)').to.equal(2);
+    expect((lab.jumpSshd.log().match(/Accepted publickey for root .* ED25519-CERT .* ID bench/g) ?? []).length, 'sshd certificate logins').to.equal(2);
     // The table: one line per row, figures for both, the machine described.
     const md = toMarkdown({ date: new Date().toISOString(), machine: machine(), config: {}, ...result });
     expect(md).to.include('| figure | unit | holdfast | sshd | direct | ratio | target | met |');

@@ -46,11 +46,17 @@ describe('OpenSSH certificates: user CAs, principals, revocation, and a host cer
     fs.mkdirSync(path.join(d, 'hk'), { mode: 0o700 });
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(d, 'hk', 'key')]);
     signCertificate(path.join(d, 'hk'), hostCa, path.join(d, 'hk', 'key'), { name: 'key', id: 'holdfast-host', principals: '127.0.0.1,localhost', host: true });
+    // And an ECDSA host key with its certificate, for clients that prefer ECDSA.
+    execFileSync('ssh-keygen', ['-q', '-t', 'ecdsa', '-N', '', '-f', path.join(d, 'hk', 'ecdsa')]);
+    signCertificate(path.join(d, 'hk'), hostCa, path.join(d, 'hk', 'ecdsa'), { name: 'ecdsa', id: 'holdfast-host-ecdsa', principals: '127.0.0.1,localhost', host: true });
+    // And an RSA host key: ssh-keygen names its certificate ssh-rsa-cert-v01; holdfast offers it as rsa-sha2-512/256-cert-v01.
+    execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '3072', '-N', '', '-f', path.join(d, 'hk', 'rsa')]);
+    signCertificate(path.join(d, 'hk'), hostCa, path.join(d, 'hk', 'rsa'), { name: 'rsa', id: 'holdfast-host-rsa', principals: '127.0.0.1,localhost', host: true });
     hf = await startHoldfast(
       d,
-      `${CONFIG_HEAD}trustedUserCAKeys: user_ca.keys
+      `${CONFIG_HEAD.replace('hostKeys: [hk/key]', 'hostKeys: [hk/key, hk/ecdsa, hk/rsa]')}trustedUserCAKeys: user_ca.keys
 revokedKeys: revoked.krl
-hostCertificates: [hk/key-cert.pub]
+hostCertificates: [hk/key-cert.pub, hk/ecdsa-cert.pub, hk/rsa-cert.pub]
 routes:
   - name: db
     to: ["127.0.0.1:${scene.sshd.port}"]
@@ -180,6 +186,54 @@ routes:
     expect(refused.stderr).to.match(/Host key verification failed|No .* host key is known/);
     expect(hf.logs.find((l) => l.event === 'host-certificate')?.detail).to.match(/principals 127\.0\.0\.1,localhost, valid forever/);
   });
+
+  it('an ECDSA host certificate too: a client that prefers it gets it, checks it against the host CA, and ssh -J works', async function () {
+    this.timeout(30_000);
+    const kh = path.join(scene.dir, 'known_hosts_ca_ecdsa');
+    fs.writeFileSync(kh, `@cert-authority * ${keyBlob(hostCa)}\n${knownHostsLine(sshdHostKey(scene), scene.sshd.port)}\n`);
+    const cert = signCertificate(scene.dir, ca, scene.keys.alice!, { name: 'alice-ecdsa-host-test', id: 'a', principals: 'alice' });
+    const cfg = writeSshConfig(scene.dir, scene.keys.alice!, 'ssh_config_hostca_ecdsa', [
+      'StrictHostKeyChecking yes',
+      `UserKnownHostsFile ${kh}`,
+      'GlobalKnownHostsFile /dev/null',
+      // holdfast's leg gets the ECDSA certificate; the target's leg its plain ed25519 key.
+      'HostKeyAlgorithms ecdsa-sha2-nistp256-cert-v01@openssh.com,ssh-ed25519',
+      `CertificateFile ${cert}`,
+    ]);
+    const ok = await jump(cfg, 'alice');
+    expect(ok.stdout.toString(), ok.stderr).to.equal('ok\n');
+    // The handshake with holdfast alone, verbose: which host key it presented, and that it was trusted.
+    const v = await run('ssh', ['-v', '-F', cfg, '-p', String(hf.port), 'alice@127.0.0.1', 'true'], { timeoutMs: 20_000 });
+    const err = v.stderr.toString();
+    expect(err).to.match(/Server host certificate: ecdsa-sha2-nistp256-cert-v01@openssh\.com .* ID "holdfast-host-ecdsa" CA ssh-ed25519/);
+    expect(err).to.include('matches the ECDSA-CERT host certificate');
+    expect(err).to.not.include('verification failed');
+    expect(hf.logs.filter((l) => l.event === 'host-certificate').map((l) => String(l.file).split('/').pop())).to.deep.equal(['key-cert.pub', 'ecdsa-cert.pub', 'rsa-cert.pub']);
+  });
+
+  for (const algo of ['rsa-sha2-512', 'rsa-sha2-256']) {
+    it(`an RSA host certificate as ${algo}-cert-v01: the client checks it against the host CA and the host signature is ${algo}`, async function () {
+      this.timeout(30_000);
+      const kh = path.join(scene.dir, `known_hosts_ca_${algo}`);
+      fs.writeFileSync(kh, `@cert-authority * ${keyBlob(hostCa)}\n${knownHostsLine(sshdHostKey(scene), scene.sshd.port)}\n`);
+      const cert = signCertificate(scene.dir, ca, scene.keys.alice!, { name: `alice-${algo}-host-test`, id: 'a', principals: 'alice' });
+      const cfg = writeSshConfig(scene.dir, scene.keys.alice!, `ssh_config_hostca_${algo}`, [
+        'StrictHostKeyChecking yes',
+        `UserKnownHostsFile ${kh}`,
+        'GlobalKnownHostsFile /dev/null',
+        `HostKeyAlgorithms ${algo}-cert-v01@openssh.com,ssh-ed25519`,
+        `CertificateFile ${cert}`,
+      ]);
+      const ok = await jump(cfg, 'alice');
+      expect(ok.stdout.toString(), ok.stderr).to.equal('ok\n');
+      const v = await run('ssh', ['-v', '-F', cfg, '-p', String(hf.port), 'alice@127.0.0.1', 'true'], { timeoutMs: 20_000 });
+      const err = v.stderr.toString();
+      expect(err).to.include(`kex: host key algorithm: ${algo}-cert-v01@openssh.com`);
+      expect(err).to.match(/Server host certificate: ssh-rsa-cert-v01@openssh\.com .* ID "holdfast-host-rsa" CA ssh-ed25519/);
+      expect(err).to.include('matches the RSA-CERT host certificate');
+      expect(err).to.not.include('verification failed');
+    });
+  }
 
   it('revokedKeys is re-read when it changes: a newly revoked serial is refused at the next login, and a reload ends the live session (access-revoked)', async function () {
     this.timeout(60_000);

@@ -181,6 +181,57 @@ describe('holdfast check', function () {
     expect(e.stdout).to.include(`user certificates: CAs in ${dir}/cas (${fp})`);
   });
 
+  it('hostCertificates: ECDSA and RSA host certificates are shown; a DSA one is refused with the types holdfast presents', function () {
+    const ca = keygen(dir, 'hc_ca');
+    const ec = keygen(dir, 'hc_ecdsa', 'ecdsa');
+    const rsa = keygen(dir, 'hc_rsa', 'rsa');
+    const dsa = keygen(dir, 'hc_dsa', 'dsa');
+    const ecCert = signCertificate(dir, ca, ec, { name: 'hc_ecdsa', id: 'jump', principals: 'jump.example.com', host: true, validity: 'always:forever' });
+    const rsaCert = signCertificate(dir, ca, rsa, { name: 'hc_rsa', id: 'jump', principals: 'jump.example.com', host: true });
+    const dsaCert = signCertificate(dir, ca, dsa, { name: 'hc_dsa', id: 'jump', principals: 'jump.example.com', host: true });
+    const ok = check('hc.yaml', `authorizedKeys: ak/%u\nhostKeys: [hc_ecdsa]\nhostCertificates: [${path.basename(ecCert)}]\nroutes: []\n`);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.include(`host certificate: ${ecCert}: key ${sshKeygenFingerprint(`${ec}.pub`)}, CA ${sshKeygenFingerprint(`${ca}.pub`)}, principals jump.example.com, valid forever`);
+    const okRsa = check('hc.yaml', `authorizedKeys: ak/%u\nhostKeys: [hc_rsa]\nhostCertificates: [${path.basename(rsaCert)}]\nroutes: []\n`);
+    expect(okRsa.code, okRsa.stderr).to.equal(0);
+    expect(okRsa.stdout).to.include(`host certificate: ${rsaCert}: key ${sshKeygenFingerprint(`${rsa}.pub`)}, CA ${sshKeygenFingerprint(`${ca}.pub`)}, principals jump.example.com`);
+    const bad = check('hc.yaml', `authorizedKeys: ak/%u\nhostKeys: [hc_dsa]\nhostCertificates: [${path.basename(dsaCert)}]\nroutes: []\n`);
+    expect(bad.code).to.equal(78);
+    expect(bad.stderr).to.equal(
+      `hc.yaml:3:20: hostCertificates[0]: ${dsaCert} is a ssh-dss-cert-v01@openssh.com: holdfast presents ed25519, ECDSA and RSA host certificates (ssh-ed25519-cert-v01@openssh.com, ecdsa-sha2-nistp256-cert-v01@openssh.com, ecdsa-sha2-nistp384-cert-v01@openssh.com, ecdsa-sha2-nistp521-cert-v01@openssh.com, ssh-rsa-cert-v01@openssh.com)\n`,
+    );
+  });
+
+  it('admin.tokenFile: missing, short or multi-line tokens are errors; an open token file and a reachable listener without a token are warnings', function () {
+    const yaml = (admin: string) => `authorizedKeys: ak/%u\nadmin: ${admin}\nroutes: []\n`;
+    fs.writeFileSync(path.join(dir, 'short.token'), 'abc123\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'two.token'), 'aaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbb\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'good.token'), '0123456789abcdef0123456789abcdef\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'open.token'), '0123456789abcdef0123456789abcdef\n');
+    fs.chmodSync(path.join(dir, 'open.token'), 0o644);
+    const errors = [
+      ['{port: 9750, tokenFile: none.token}', `admin.tokenFile: ${dir}/none.token does not exist; create one: (umask 077; openssl rand -hex 32 > ${dir}/none.token)`],
+      ['{port: 9750, tokenFile: short.token}', `admin.tokenFile: ${dir}/short.token holds a token of 6 characters (at least 16); create one: (umask 077; openssl rand -hex 32 > ${dir}/short.token)`],
+      ['{port: 9750, tokenFile: two.token}', `admin.tokenFile: ${dir}/two.token holds a token with spaces or several lines; create one: (umask 077; openssl rand -hex 32 > ${dir}/two.token)`],
+    ];
+    for (const [admin, message] of errors) {
+      const r = check('token.yaml', yaml(admin!));
+      expect(r.code, r.stderr).to.equal(78);
+      expect(r.stderr).to.equal(`token.yaml:2:32: ${message}\n`);
+    }
+    const good = check('token.yaml', yaml('{address: 0.0.0.0, port: 9750, tokenFile: good.token}'));
+    expect(good.code, good.stderr).to.equal(0);
+    expect(good.stdout).to.include(`admin: http://0.0.0.0:9750 (/metrics, /healthz, /sessions; /metrics and /sessions need the bearer token in ${dir}/good.token)`);
+    expect(good.stdout).to.not.include('0123456789abcdef');
+    expect(good.stdout).to.not.include('warning: admin');
+    const open = check('token.yaml', yaml('{port: 9750, tokenFile: open.token}'));
+    expect(open.stdout).to.include(`warning: admin.tokenFile: ${dir}/open.token is open to other users (mode 644): chmod 600 ${dir}/open.token`);
+    const bare = check('token.yaml', yaml('{address: 0.0.0.0, port: 9750}'));
+    expect(bare.code).to.equal(0);
+    expect(bare.stdout).to.include('warning: admin: 0.0.0.0:9750 is reachable from other hosts and has no tokenFile: anyone who reaches it reads /sessions (users, client addresses) and /metrics; set admin.tokenFile, or listen on 127.0.0.1');
+    expect(check('token.yaml', yaml('{port: 9750}')).stdout, 'loopback without a token: no warning').to.not.include('warning: admin');
+  });
+
   it('exits 78 when the config file does not exist', function () {
     const r = holdfast(['check', '--config', 'nope.yaml'], { cwd: dir });
     expect(r.code).to.equal(78);

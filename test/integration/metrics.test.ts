@@ -37,8 +37,12 @@ describe('observability: /metrics, /healthz, /sessions, holdfast sessions, Prome
   let adminPort: number;
   let admin: string;
   const procs: ChildProcess[] = [];
-  const get = async (p: string) => {
-    const r = await fetch(`http://${admin}${p}`);
+  /** admin.tokenFile's token: /metrics and /sessions need it. */
+  const TOKEN = 'f3a1c9e07b5d42e8a6c1d0b9e8f7a6b5';
+  let tokenFile: string;
+  const bearer = { authorization: `Bearer ${TOKEN}` };
+  const get = async (p: string, headers: Record<string, string> = bearer) => {
+    const r = await fetch(`http://${admin}${p}`, { headers });
     return { status: r.status, text: await r.text(), type: r.headers.get('content-type') };
   };
   const metrics = async () => (await get('/metrics')).text;
@@ -54,9 +58,11 @@ describe('observability: /metrics, /healthz, /sessions, holdfast sessions, Prome
     fs.writeFileSync(path.join(scene.dir, 'known_hosts'), `${knownHostsLine(sshdHostKey(scene), scene.sshd.port)}\n`);
     adminPort = await freePort();
     admin = `127.0.0.1:${adminPort}`;
+    tokenFile = path.join(scene.dir, 'admin.token');
+    fs.writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
     hf = await startHoldfast(
       scene.dir,
-      `${CONFIG_HEAD}admin: { address: 127.0.0.1, port: ${adminPort} }
+      `${CONFIG_HEAD}admin: { address: 127.0.0.1, port: ${adminPort}, tokenFile: admin.token }
 keepalive:
   client: { interval: 1s, countMax: 3 }
 routes:
@@ -105,6 +111,30 @@ routes:
     expect((await fetch(`http://${admin}/metrics`, { method: 'POST' })).status).to.equal(405);
   });
 
+  it('admin.tokenFile: /metrics and /sessions answer 401 without the bearer token or with another; /healthz needs none', async function () {
+    for (const p of ['/metrics', '/sessions']) {
+      for (const headers of [{} as Record<string, string>, { authorization: `Bearer ${TOKEN.slice(0, -1)}x` }, { authorization: TOKEN }, { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` }]) {
+        const r = await fetch(`http://${admin}${p}`, { headers });
+        expect(r.status, `${p} ${JSON.stringify(headers)}`).to.equal(401);
+        expect(r.headers.get('www-authenticate')).to.equal('Bearer realm="holdfast"');
+        expect(await r.text()).to.equal('unauthorized: send Authorization: Bearer <the token in admin.tokenFile>\n');
+      }
+      expect((await get(p)).status, p).to.equal(200);
+    }
+    expect((await get('/healthz', {})).status).to.equal(200);
+    // holdfast sessions: --config reads the token; --admin needs --token-file.
+    const bare = holdfast(['sessions', '--admin', admin]);
+    expect(bare.code).to.equal(1);
+    expect(bare.stderr).to.equal(`holdfast: http://${admin}/sessions wants the admin token: run with --config (admin.tokenFile) or --admin HOST:PORT --token-file FILE\n`);
+    const wrong = path.join(scene.dir, 'wrong.token');
+    fs.writeFileSync(wrong, 'not-the-token-at-all\n', { mode: 0o600 });
+    expect(holdfast(['sessions', '--admin', admin, '--token-file', wrong]).stderr).to.include(`the token sent was refused (${wrong} differs from the one the running holdfast read at start)`);
+    expect(holdfast(['sessions', '--admin', admin, '--token-file', tokenFile]).code).to.equal(0);
+    expect(holdfast(['sessions', '--token-file', tokenFile]).code, '--token-file without --admin').to.equal(64);
+    expect(holdfast(['sessions', '--admin', admin, '--token-file', path.join(scene.dir, 'nope')]).stderr).to.include('cannot read --token-file');
+    expect(holdfast(['sessions', '--config', path.join(scene.dir, 'holdfast.yaml')], { cwd: scene.dir }).code).to.equal(0);
+  });
+
   it('promtool check metrics accepts the output; a real Prometheus scrapes it and its query API says holdfast_sessions_active = 1 while a session is open', async function () {
     this.timeout(60_000);
     for (const bin of ['promtool', 'prometheus']) {
@@ -124,7 +154,8 @@ routes:
 
     const promPort = await freePort();
     const dir = fs.mkdtempSync(path.join(scene.dir, 'prom-'));
-    fs.writeFileSync(path.join(dir, 'prometheus.yml'), `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: holdfast\n    static_configs: [{ targets: ["${admin}"] }]\n`);
+    // Prometheus sends the admin token as holdfast's docs say: authorization.credentials_file.
+    fs.writeFileSync(path.join(dir, 'prometheus.yml'), `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: holdfast\n    authorization: { credentials_file: ${tokenFile} }\n    static_configs: [{ targets: ["${admin}"] }]\n`);
     const prom = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
     try {
       const started = Date.now();
@@ -215,11 +246,11 @@ routes:
     const open = await hf.waitForLog((l) => l.event === 'channel-open' && l.user === 'alice' && Date.parse(String(l.time)) >= t0 - 5, 15_000);
     // Let a probe or two go out and come back.
     await waitFor(async () => {
-      const r = holdfast(['sessions', '--admin', admin, '--json']);
+      const r = holdfast(['sessions', '--admin', admin, '--token-file', tokenFile, '--json']);
       const s = (JSON.parse(r.stdout) as Array<{ id: string; client: { probesAnswered: number } | null }>).find((x) => x.id === open.session);
       return s && s.client && s.client.probesAnswered > 0;
     }, { timeoutMs: 10_000, what: 'a client probe answered' });
-    const j = holdfast(['sessions', '--admin', admin, '--json']);
+    const j = holdfast(['sessions', '--admin', admin, '--token-file', tokenFile, '--json']);
     expect(j.code, j.stderr).to.equal(0);
     const s = (JSON.parse(j.stdout) as Array<Record<string, unknown>>).find((x) => x.id === open.session)!;
     expect(s).to.include({ user: 'alice', mode: 'jump', channels: 1 });
@@ -271,7 +302,7 @@ routes:
       `${CONFIG_HEAD}workers: 2\nadmin: { address: 127.0.0.1, port: ${port2} }\nroutes:\n  - name: two\n    to: ["127.0.0.1:${scene.sshd.port}"]\n`,
     );
     try {
-      await hf2.waitForLog(() => hf2.logs.filter((l) => l.event === 'worker-started').length === 2, 15_000, 'two workers');
+      await hf2.waitForLog(() => hf2.logs.filter((l) => l.event === 'worker-started').length === 2, 30_000, 'two workers');
       await hf2.waitForLog((l) => l.event === 'admin-listening');
       const t0 = Date.now();
       // The primary hands connections to the workers in turn: two logins land on both.

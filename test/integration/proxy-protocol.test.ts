@@ -288,6 +288,43 @@ routes:
     expect(direct.proc.exitCode).to.equal(null);
   });
 
+  it('fifty garbage headers at once: at most one proxy-refused line per 5 s, the next one saying how many it left out; the metric counts all fifty', async function () {
+    this.timeout(60_000);
+    const a = replicas[0]!;
+    const invalidBefore = await refusals('invalid');
+    const logsBefore = a.logs.length;
+    const garbage = 'GET / HTTP/1.0\r\n\r\n';
+    const t0 = performance.now();
+    const answers = await Promise.all(Array.from({ length: 50 }, () => greet('', undefined, garbage)));
+    const burstMs = performance.now() - t0;
+    expect(answers.filter((g) => g !== '')).to.deep.equal([]);
+    const counted = await waitFor(async () => {
+      const n = (await refusals('invalid')) - invalidBefore;
+      return n >= 50 ? n : undefined;
+    }, { timeoutMs: 10_000, what: 'fifty invalid refusals counted' });
+    expect(counted).to.equal(50);
+    const logsAfterBurst = a.logs.length;
+    const burst = a.logs.slice(logsBefore).filter((l) => l.event === 'proxy-refused');
+    const burstLines = burst.length;
+    // A line during the burst (the first refusal after a quiet 5 s, or one when the window ran out
+    // mid-burst) carries the count left out before it, earlier tests' included.
+    const burstNotLogged = burst.reduce((n, l) => n + Number(l.notLogged ?? 0), 0);
+    expect(burstLines).to.be.within(0, 1 + Math.floor(burstMs / 5000));
+    // One more garbage header every 500 ms until a line is logged: it carries what was left out. Only
+    // lines after the burst count: a line logged during it may carry what an earlier test left out.
+    let sent = 0;
+    const next = await waitFor(async () => {
+      await greet('', undefined, garbage);
+      sent++;
+      return a.logs.slice(logsAfterBurst).find((l) => l.event === 'proxy-refused' && Number(l.notLogged) > 0);
+    }, { timeoutMs: 12_000, intervalMs: 500, what: 'a proxy-refused line with notLogged' });
+    console.log(`      50 garbage headers in ${Math.round(burstMs)} ms: ${burstLines} line(s) during the burst (notLogged ${burstNotLogged}); next line after ${sent} more: notLogged ${String(next.notLogged)}`);
+    // Every refusal of the burst is either a line or counted in one.
+    expect(burstNotLogged + Number(next.notLogged)).to.be.at.least(50 - burstLines);
+    const again = await through('bob', '127.0.0.5', 'echo still-serving');
+    expect(again.stdout.toString(), again.stderr).to.equal('still-serving\n');
+  });
+
   it('a reload changes who is trusted, live: the same header from haproxy\'s address is then refused, and accepted again after the next reload', async function () {
     this.timeout(60_000);
     const a = replicas[0]!;
@@ -333,13 +370,14 @@ routes:
   it("v1 UNKNOWN: the connection is served under the balancer's address, and the log says so", async function () {
     this.timeout(30_000);
     const a = replicas[0]!;
-    const from = a.logs.length;
-    expect(await greet('', undefined, 'PROXY UNKNOWN\r\n')).to.match(/^SSH-2\.0-holdfast_/);
+    let localPort = 0;
+    expect(await greet('', (c) => ((localPort = c.localPort!), c.destroy()), 'PROXY UNKNOWN\r\n')).to.match(/^SSH-2\.0-holdfast_/);
     const said = await a.waitForLog((l) => l.event === 'proxy-address-unknown', 5000, 'proxy-address-unknown');
     expect(said.level).to.equal('warn');
     expect(String(said.why)).to.equal("PROXY v1 UNKNOWN: the balancer did not give the client's address, so its own is used");
-    const closed = await waitFor(() => a.logs.slice(from).find((l) => l.event === 'session-close'), { what: 'session-close' });
-    expect(String(closed.src)).to.match(/^127\.0\.0\.1:\d+$/);
+    // This connection's own close (not an earlier test's): the source is the balancer's address and
+    // port, i.e. this socket's own end.
+    const closed = await waitFor(() => a.logs.find((l) => l.event === 'session-close' && l.src === `127.0.0.1:${localPort}`), { what: `session-close of 127.0.0.1:${localPort}` });
     expect(closed.via).to.equal(closed.src);
   });
 });

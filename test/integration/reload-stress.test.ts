@@ -153,7 +153,9 @@ routes:
         `      100 reloads in ${reloadMs} ms while ${SIZE / MiB} MiB went each way: ${sessions} session re-checks, ${legs} legs re-planned; ` +
           `transfers ended ${up.endedAt - t0 - reloadMs} / ${dn.endedAt - t0 - reloadMs} ms after the last reload`,
       );
-      expect(reloadMs).to.be.at.most(2500);
+      // Paced at one reload per 20 ms (2 s in all); how long they really took is printed above, not
+      // asserted (a loaded machine stretches it; timing goals live in npm run bench). What matters:
+      // the transfers were running all along, and every reload reached both live sessions.
       expect(Math.min(up.endedAt, dn.endedAt), 'both transfers spanned the reloads').to.be.greaterThan(t0 + reloadMs);
       expect(sessions).to.equal(200);
       // Each reload flips both sessions' client leg and TCP leg (1s <-> 2s).

@@ -220,7 +220,7 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
     process.kill(victim.pid as number, 'SIGKILL');
     const lost = await hf.waitForLog((l) => l.event === 'worker-lost' && l.pid === victim.pid, 10_000, 'worker-lost');
     expect(lost).to.include({ signal: 'SIGKILL', generation: 4 });
-    await hf.waitForLog((l) => l.event === 'worker-started' && l.generation === 4 && l.pid !== victim.pid && l.pid !== survivor.pid, 15_000, 'a replacement worker');
+    await hf.waitForLog((l) => l.event === 'worker-started' && l.generation === 4 && l.pid !== victim.pid && l.pid !== survivor.pid, 30_000, 'a replacement worker');
     inputs.forEach((input) => input.end('still-here\n'));
     const results = await Promise.all(sessions);
     for (const n of byWorker.get(survivor.worker)!) expect(results[n]!.stdout.toString(), results[n]!.stderr).to.equal('got still-here\n');

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
-import { checkCertificate, certificatePermits, parseCertificate, type Certificate } from '../../src/ssh/certificate.js';
+import { CertificateError, checkCertificate, certificatePermits, parseCertificate, type Certificate } from '../../src/ssh/certificate.js';
 import { fingerprintSha256, publicKeyFromBlob, verifySignature } from '../../src/ssh/public-key.js';
 import { RevocationList } from '../../src/ssh/krl.js';
 import { CertificateFiles } from '../../src/ssh/user-ca.js';
@@ -11,6 +11,7 @@ import { certificateLogin, certificateVerdict } from '../../src/session/cert-log
 import type { KeyLookup } from '../../src/ssh/auth.js';
 import { parseAuthorizedKeys } from '../../src/ssh/authorized-keys.js';
 import { keygen, publicKey, removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { mutate, prng } from '../helpers/mutate.js';
 import { certBlob, makeKrl, signCertificate, sshKeygenFingerprint, sshKeygenRevoked } from '../helpers/certs.js';
 
 const NOW = { now: new Date(), clientIp: '192.0.2.7' };
@@ -141,6 +142,36 @@ describe('OpenSSH certificates: parser and verifier (node:crypto) on certificate
     for (let n = 0; n < blob.length; n += 7) expect(() => parseCertificate(blob.subarray(0, n)), `${n} bytes`).to.throw(/malformed|not a supported certificate type/);
     expect(() => parseCertificate(Buffer.concat([blob, Buffer.from([0])]))).to.throw(/1 bytes after the end of the certificate/);
     expect(() => parseCertificate(Buffer.from(publicKey(user).split(' ')[1]!, 'base64'))).to.throw(/ssh-ed25519 is not a supported certificate type/);
+  });
+
+  it('20,000 seeded mutations of ed25519, RSA and ECDSA certificates: each is malformed or fails the CA signature, none throws another way', function () {
+    this.timeout(30_000);
+    const rsaCa = keygen(dir, 'mut_rsa_ca', 'rsa');
+    const ecKey = keygen(dir, 'mut_ec_user', 'ecdsa');
+    const seeds = [
+      certBlob(signCertificate(dir, ca, user, { name: 'mut1', id: 'alice@corp', principals: 'alice,ops', serial: 7, options: ['source-address=192.0.2.0/24', 'force-command=/bin/true'] })),
+      certBlob(signCertificate(dir, rsaCa, ecKey, { name: 'mut2', id: 'bob', principals: 'bob' })),
+    ];
+    for (const s of seeds) expect(checkCertificate(parseCertificate(s), NOW)).to.deep.equal({ ok: true });
+    const random = prng(14);
+    const seen = { malformed: 0, refused: 0 };
+    for (let i = 0; i < 20_000; i++) {
+      const seed = seeds[i % seeds.length]!;
+      const bytes = mutate(seed, random);
+      if (bytes.equals(seed)) continue;
+      let c: Certificate;
+      try {
+        c = parseCertificate(bytes);
+      } catch (err) {
+        expect(err, `mutation ${i}: ${String(err)}`).to.be.instanceOf(CertificateError);
+        seen.malformed++;
+        continue;
+      }
+      const v = checkCertificate(c, NOW);
+      expect(v, `mutation ${i} (${bytes.toString('hex')}) passed`).to.deep.include({ ok: false, rule: 'ca-signature' });
+      seen.refused++;
+    }
+    expect(seen.refused, JSON.stringify(seen)).to.be.above(2000);
   });
 
   it("a user signature checks out only with the certified key's private half (ssh-keygen -Y sign)", function () {

@@ -46,4 +46,20 @@ describe('docs match the code', function () {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     for (const dep of Object.keys(pkg.dependencies)) expect(readme, dep).to.include(`| \`${dep}\``);
   });
+
+  it('every dependency with an install script is reviewed in allowScripts (npm 12 runs no other), and the README says why', function () {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean> };
+    const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { hasInstallScript?: boolean }>;
+    };
+    const withScripts = Object.entries(lock.packages)
+      .filter(([at, p]) => at !== '' && p.hasInstallScript === true)
+      .map(([at]) => at.slice(at.lastIndexOf('node_modules/') + 'node_modules/'.length))
+      .sort();
+    expect(withScripts).to.deep.equal(['cpu-features', 'ssh2']);
+    expect(Object.keys(pkg.allowScripts ?? {}).sort()).to.deep.equal(withScripts);
+    expect(readme).to.include('`allowScripts`');
+    const said = readme.slice(readme.indexOf('`allowScripts`'));
+    for (const name of withScripts) expect(said.slice(0, 1500), name).to.include(`\`${name}\``);
+  });
 });

@@ -75,6 +75,7 @@ export const EVENTS = {
   'shutdown-forced': ev<{ signal: string }>('warn', 'a second signal: exiting at once'),
   'shutdown-complete': ev<{ leftover: number }>('info', 'every session is gone (or the bound passed)'),
   'worker-started': ev<WorkerId & { version: string }>('info', 'the primary: a worker serves (its version is the code it loaded from disk)'),
+  'primary-gone': ev<{ sessions: number; ids: string[] }>('error', "a worker: its primary died without a shutdown (the IPC channel closed); Node's cluster module ends the worker at once, and with it these sessions"),
   'worker-exit': ev<WorkerId & { code: number | null; signal: string | null }>('info', 'the primary: a worker ended as asked (drained after an upgrade, or shut down)'),
   'worker-lost': ev<WorkerId & { code: number | null; signal: string | null; replaceInMs: number }>('error', 'the primary: a worker died unasked; a new one replaces it (after 5 s when it keeps dying)'),
   'upgrade-begin': ev<{ from: number; to: number; workers: number }>('info', 'SIGUSR2: a new generation of workers is starting from the code on disk'),

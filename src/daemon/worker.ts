@@ -3,8 +3,11 @@
  * (src/daemon/primary.ts) tells it what to do (src/daemon/messages.ts): reload on SIGHUP; drain after
  * an upgrade (stop accepting; its sessions carry on until they end, or until drainTimeout closes them
  * with reason `shutdown`); shut down on SIGTERM. Signals are the primary's (systemd's KillMode=mixed
- * sends them to MainPID only); a worker sent SIGTERM directly shuts down the same way, and one whose
- * primary has gone (the IPC channel closed) too.
+ * sends them to MainPID only); a worker sent SIGTERM directly shuts down the same way. A worker whose
+ * primary has died cannot: Node's cluster module calls process.exit(0) in it as soon as the IPC
+ * channel closes unasked, right after emitting 'disconnect' on cluster.worker. That event is where
+ * the worker says so (`primary-gone`, with the sessions that end with it): stdout is a pipe or
+ * journald's socket, written synchronously on Linux, so the line is out before the exit.
  */
 import cluster from 'node:cluster';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
@@ -59,7 +62,11 @@ export async function runWorker(file: string | undefined, loaded: LoadedConfig):
     process.on('SIGTERM', () => end(server.stop()));
     // A terminal's Ctrl-C reaches the whole process group: the primary decides for everyone.
     for (const sig of ['SIGINT', 'SIGHUP', 'SIGUSR2'] as const) process.on(sig, () => {});
-    process.on('disconnect', () => end(server.stop()));
+    cluster.worker?.once('disconnect', () => {
+      if (cluster.worker?.exitedAfterDisconnect) return;
+      const ids = server.describeSessions().map((d) => d.id);
+      events.emit('primary-gone', { sessions: ids.length, ids });
+    });
   });
 }
 

@@ -261,3 +261,51 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
     await waitFor(() => pids.every((p) => !alive(p)), { timeoutMs: 10_000, what: 'every holdfast process to be gone' });
   });
 });
+
+describe('a primary that dies without a shutdown (SIGKILL)', function () {
+  let scene: Scene;
+  let hf: Holdfast | undefined;
+
+  before(async function () {
+    requireSshd(this);
+    this.timeout(60_000);
+    scene = await makeScene(['alice']);
+    scene.authorizeOwn('alice');
+  });
+
+  after(async function () {
+    await hf?.stop();
+    await scene?.stop();
+    removeTempDirs();
+  });
+
+  it("each worker says so (primary-gone, with the sessions that end with it) and exits; the user's ssh ends", async function () {
+    this.timeout(60_000);
+    const yaml = `${CONFIG_HEAD}workers: 2\nroutes:\n  - name: target\n    to: ["127.0.0.1:${scene.sshd.port}"]\n`;
+    const h = (hf = await startHoldfast(scene.dir, yaml));
+    const workers = await waitFor(() => {
+      const w = h.logs.filter((l) => l.event === 'worker-started');
+      return w.length === 2 ? w : undefined;
+    }, { timeoutMs: 20_000, what: 'two workers' });
+    const input = new PassThrough();
+    const t0 = performance.now();
+    const session = sshJump(scene.cfg.alice!, 'alice', h.port, scene.sshd.port, 'read line; echo "got $line"', { input, timeoutMs: 30_000 });
+    const open = await h.waitForLog((l) => l.event === 'channel-open', 15_000, 'channel-open');
+    process.kill(h.proc.pid!, 'SIGKILL');
+    const gone = await waitFor(() => {
+      const g = h.logs.filter((l) => l.event === 'primary-gone');
+      return g.length === 2 ? g : undefined;
+    }, { timeoutMs: 10_000, what: 'primary-gone from both workers' });
+    const holding = gone.find((l) => l.worker === open.worker)!;
+    const other = gone.find((l) => l.worker !== open.worker)!;
+    expect(holding).to.include({ level: 'error', sessions: 1 });
+    expect(holding.ids).to.deep.equal([open.session]);
+    expect(other).to.include({ sessions: 0 });
+    expect(other.ids).to.deep.equal([]);
+    const r = await session;
+    console.log(`      primary SIGKILLed: ssh exited ${String(r.code)} ${Math.round(performance.now() - t0)} ms after it started; lines: ${gone.map((l) => `worker ${String(l.worker)} sessions ${String(l.sessions)}`).join(', ')}`);
+    expect(r.code).to.equal(255);
+    expect(r.stdout.toString()).to.equal('');
+    await waitFor(() => workers.every((w) => !alive(w.pid as number)), { timeoutMs: 10_000, what: 'both workers gone' });
+  });
+});

@@ -75,7 +75,9 @@ export class HoldfastServer {
     this.config = config;
     this.startedWith = config;
     // Listeners are bound once (a listen change needs a restart), so holdfast's own addresses too.
-    this.guard = new AddressGuard(ownAddresses(config.listen), adminEndpoint(config.admin));
+    // The listeners are bound once (a listen change needs a restart); the interfaces are read again.
+    const listen = config.listen;
+    this.guard = new AddressGuard(() => ownAddresses(listen), adminEndpoint(config.admin));
     this.keys = this.newKeyStore(config.authorizedKeys);
     this.certs = new CertificateFiles(certificateSources(config));
     this.pool = new UpstreamPool({

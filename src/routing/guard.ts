@@ -68,15 +68,47 @@ export function adminEndpoint(admin: { readonly address: string; readonly port: 
   return { addresses: any ? [] : [canonicalAddress(admin.address)], any, port: admin.port };
 }
 
+/**
+ * How old the list of holdfast's own addresses may get: interfaces change while holdfast runs (DHCP,
+ * a floating IP moved to this host, a container bridge created later), and an address added after
+ * start must not be reachable through a wildcard for longer than this.
+ */
+export const OWN_ADDRESSES_MAX_AGE_MS = 2000;
+
 export class AddressGuard {
-  private readonly own: ReadonlyMap<string, Protection>;
+  private own: ReadonlyMap<string, Protection> = new Map();
+  private ownKey: string | undefined;
+  private readAt = -Infinity;
+  private readonly readOwn: () => readonly string[];
 
   constructor(
-    own: readonly string[],
+    /** The addresses, or how to read them (read again at a decision when older than OWN_ADDRESSES_MAX_AGE_MS). */
+    own: readonly string[] | (() => readonly string[]),
     /** holdfast's admin listener: never a destination, whatever a route says. */
     private readonly admin?: AdminEndpoint,
+    private readonly now: () => number = () => performance.now(),
   ) {
-    this.own = new Map(own.map((a) => [a, block("one of holdfast's own addresses", `${a}/${net.isIPv6(a) ? 128 : 32}`)]));
+    this.readOwn = typeof own === 'function' ? own : () => own;
+    this.ownAddresses();
+  }
+
+  /** The current own addresses, keyed for lookup; re-read when the last read is too old. */
+  private ownAddresses(): ReadonlyMap<string, Protection> {
+    const t = this.now();
+    if (t - this.readAt < OWN_ADDRESSES_MAX_AGE_MS) return this.own;
+    this.readAt = t;
+    let list: readonly string[];
+    try {
+      list = this.readOwn();
+    } catch {
+      return this.own; // the interfaces could not be read: keep the last list
+    }
+    const key = list.join(' ');
+    if (key !== this.ownKey) {
+      this.ownKey = key;
+      this.own = new Map(list.map((a) => [a, block("one of holdfast's own addresses", `${a}/${net.isIPv6(a) ? 128 : 32}`)]));
+    }
+    return this.own;
   }
 
   /** True when address:port is holdfast's admin listener (refused even when a route names it). */
@@ -84,7 +116,7 @@ export class AddressGuard {
     const a = this.admin;
     if (!a || port !== a.port || net.isIP(address) === 0) return false;
     if (a.addresses.includes(address)) return true;
-    if (!a.any || this.own.has(address)) return a.any;
+    if (!a.any || this.ownAddresses().has(address)) return a.any;
     // Listening on 0.0.0.0 / ::, it answers on loopback and "this host" addresses as well.
     const p = this.protection(address);
     return p !== null && !p.what.startsWith('a link-local');
@@ -96,7 +128,7 @@ export class AddressGuard {
     const family = net.isIP(address);
     if (family === 0) return null;
     for (const b of BLOCKS) if (b.blockList.check(address, family === 6 ? 'ipv6' : 'ipv4')) return b;
-    return this.own.get(address) ?? null;
+    return this.ownAddresses().get(address) ?? null;
   }
 }
 

@@ -3,7 +3,7 @@ import { canonicalHost, unmapIPv4, validPort } from '../../src/routing/canonical
 import { parseDestinationPattern, type DestinationPattern } from '../../src/routing/destination.js';
 import { findRoute, type RouteRule } from '../../src/routing/route-table.js';
 import { canonicalDestination, resolveAndRoute, type Lookup } from '../../src/routing/resolve-destination.js';
-import { AddressGuard, BASE_GUARD, ownAddresses } from '../../src/routing/guard.js';
+import { AddressGuard, BASE_GUARD, OWN_ADDRESSES_MAX_AGE_MS, ownAddresses } from '../../src/routing/guard.js';
 
 function p(s: string): DestinationPattern {
   const r = parseDestinationPattern(s);
@@ -192,5 +192,33 @@ describe('wildcards never reach the jump host itself', function () {
     const own = ownAddresses([{ address: '0.0.0.0' }], { lo: [{ address: '127.0.0.1' } as never], eth0: [{ address: '192.0.2.50' } as never, { address: 'fe80::1%eth0' } as never] });
     expect(own).to.have.members(['127.0.0.1', '192.0.2.50', 'fe80::1']);
     expect(ownAddresses([{ address: '198.51.100.1' }])).to.deep.equal(['198.51.100.1']);
+  });
+  it('own addresses are read again at a decision once the last read is older than the bound: an address added later is protected, a removed one no longer', function () {
+    let t = 0;
+    let reads = 0;
+    let list = ['192.0.2.50'];
+    let broken = false;
+    const guard = new AddressGuard(() => {
+      reads++;
+      if (broken) throw new Error('getifaddrs failed');
+      return list;
+    }, undefined, () => t);
+    expect(guard.protection('192.0.2.50')?.what).to.equal("one of holdfast's own addresses");
+    expect(guard.protection('192.0.2.77')).to.equal(null);
+    list = ['192.0.2.50', '192.0.2.77'];
+    t = OWN_ADDRESSES_MAX_AGE_MS - 1;
+    expect(guard.protection('192.0.2.77'), 'not read again within the bound').to.equal(null);
+    expect(reads).to.equal(1);
+    t = OWN_ADDRESSES_MAX_AGE_MS;
+    expect(guard.protection('192.0.2.77')?.what).to.equal("one of holdfast's own addresses");
+    expect(reads).to.equal(2);
+    list = ['192.0.2.77'];
+    t += OWN_ADDRESSES_MAX_AGE_MS;
+    expect(guard.protection('192.0.2.50')).to.equal(null);
+    // Interfaces that cannot be read keep the last list.
+    broken = true;
+    t += OWN_ADDRESSES_MAX_AGE_MS;
+    expect(guard.protection('192.0.2.77')?.what).to.equal("one of holdfast's own addresses");
+    expect(reads).to.equal(4);
   });
 });

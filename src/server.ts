@@ -74,8 +74,8 @@ export class HoldfastServer {
   ) {
     this.config = config;
     this.startedWith = config;
-    // Listeners are bound once (a listen change needs a restart), so holdfast's own addresses too.
-    // The listeners are bound once (a listen change needs a restart); the interfaces are read again.
+    // Listeners are bound once (a listen change needs a restart); the interfaces they stand for
+    // (0.0.0.0, ::) change while holdfast runs, so the guard reads them again (src/routing/guard.ts).
     const listen = config.listen;
     this.guard = new AddressGuard(() => ownAddresses(listen), adminEndpoint(config.admin));
     this.keys = this.newKeyStore(config.authorizedKeys);

@@ -63,6 +63,12 @@ class Keeper {
   private readonly old = new Set<Worker>();
   private readonly generationOf = new Map<Worker, number>();
   private readonly ready = new Set<Worker>();
+  /**
+   * Workers that were starting when a SIGHUP came: they may have read the config before it changed,
+   * so they reload as soon as they serve. (A worker logs `started` before its `ready` message
+   * reaches the primary: a reload right after start would otherwise be lost.)
+   */
+  private readonly reloadWhenReady = new Set<Worker>();
   /** The version each worker reported: the package.json of the code it loaded. */
   private readonly versions = new Map<Worker, string>();
   private readonly crashes: number[] = [];
@@ -186,6 +192,7 @@ class Keeper {
         this.ready.add(w);
         this.versions.set(w, m.version);
         this.events.emit('worker-started', { worker: w.id, pid: m.pid, generation: gen.n, version: m.version });
+        if (this.reloadWhenReady.delete(w)) this.tell(w, { holdfast: 'reload' });
         resolve(w);
       });
     });
@@ -195,6 +202,7 @@ class Keeper {
     this.startups.workerGone(w.id);
     const generation = this.generationOf.get(w) ?? 0;
     const wasReady = this.ready.delete(w);
+    this.reloadWhenReady.delete(w);
     this.starting?.workers.delete(w);
     this.generationOf.delete(w);
     this.versions.delete(w);
@@ -289,10 +297,14 @@ class Keeper {
     for (const w of this.all()) this.tell(w, m);
   }
 
-  /** A worker not serving yet has no handler for messages: it is stopped with SIGTERM instead. */
+  /**
+   * A worker not serving yet has no handler for messages: a reload waits until it serves; anything
+   * else (shutdown, drain) stops it with SIGTERM instead.
+   */
   private tell(w: Worker, m: ToWorker): void {
     if (w.isConnected() && this.ready.has(w)) w.send(m);
-    else if (m.holdfast !== 'reload') w.process.kill('SIGTERM');
+    else if (m.holdfast === 'reload') this.reloadWhenReady.add(w);
+    else w.process.kill('SIGTERM');
   }
 }
 

@@ -164,6 +164,47 @@ describe('holdfast serve', function () {
     }
   });
 
+  it("a SIGHUP while a worker is starting (serving, its ready message not yet at the primary) is applied once it is ready, not lost", async function () {
+    this.timeout(30_000);
+    // Preloaded in every process: in the worker, the `ready` message leaves 1.5 s late, the way a
+    // busy machine may deliver it after the `started` line.
+    const preload = path.join(scene.dir, 'late-ready.mjs');
+    fs.writeFileSync(
+      preload,
+      `import cluster from 'node:cluster';
+if (cluster.isWorker) {
+  const send = process.send.bind(process);
+  process.send = (m, ...rest) => {
+    if (m && m.holdfast === 'ready') {
+      process.stdout.write(JSON.stringify({ event: 'test-ready-held' }) + '\\n');
+      setTimeout(() => send(m, ...rest), 1500);
+      return true;
+    }
+    return send(m, ...rest);
+  };
+}
+`,
+    );
+    const hf = await startHoldfast(scene.dir, oneRouteConfig(scene), { nodeArgs: ['--import', preload] });
+    try {
+      await hf.waitForLog((l) => l.event === 'test-ready-held');
+      expect(hf.logs.some((l) => l.event === 'worker-started'), 'the primary has not heard ready yet').to.equal(false);
+      // The route moves to another port while the worker is not ready: the next -J must be refused.
+      fs.writeFileSync(path.join(scene.dir, 'holdfast.yaml'), oneRouteConfig(scene).replace(`:${scene.sshd.port}"`, ':1"'));
+      hf.proc.kill('SIGHUP');
+      await hf.waitForLog((l) => l.event === 'worker-started', 10_000, 'worker-started');
+      const reloaded = await hf.waitForLog((l) => l.event === 'reloaded', 10_000, 'the reloaded line');
+      expect(reloaded.level).to.equal('info');
+      const r = await sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'echo reached');
+      expect(r.stdout.toString()).to.equal('');
+      expect(r.stderr).to.match(/stdio forwarding failed/);
+      const refused = await hf.waitForLog((l) => l.event === 'channel-refused' && l.user === 'alice');
+      expect(refused.code).to.equal('no-route');
+    } finally {
+      expect(await hf.stop()).to.equal(0);
+    }
+  });
+
   it('exits 1 with a clear message when the port is taken', async function () {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

@@ -80,6 +80,7 @@ export const EVENTS = {
   'worker-lost': ev<WorkerId & { code: number | null; signal: string | null; replaceInMs: number }>('error', 'the primary: a worker died unasked; a new one replaces it (after 5 s when it keeps dying)'),
   'upgrade-begin': ev<{ from: number; to: number; workers: number }>('info', 'SIGUSR2: a new generation of workers is starting from the code on disk'),
   'upgrade-complete': ev<{ generation: number; version: string; workers: number; draining: number; drainTimeoutMs: number }>('info', 'the new generation serves; the old one drains (no new connections; its sessions carry on)'),
+  'upgrade-ignored': ev<Why>('warn', 'SIGUSR2 while the first generation is starting, another upgrade is under way or holdfast is stopping: nothing is done (send it again once the log says the generation serves)'),
   'upgrade-failed': ev<Why & { problems?: string[] }>('error', 'the new generation could not start (or its config has errors): the running one stays'),
   'admin-listening': ev<{ address: string; port: number }>('info', 'the admin listener (/metrics, /healthz, /sessions) is bound (in the main process)'),
   'admin-failed': ev<{ error: string; effect: string }>('error', 'the admin listener could not bind or failed; SSH is served as usual'),

@@ -228,7 +228,14 @@ class Keeper {
 
   /** SIGUSR2: a new generation from the code and config on disk; the old one drains once it serves. */
   private async upgrade(): Promise<void> {
-    if (this.stopping || this.upgrading) return;
+    if (this.stopping || this.upgrading) {
+      const why = this.stopping
+        ? 'holdfast is stopping'
+        : this.current.n === 0
+          ? 'the first generation is still starting: send SIGUSR2 again once worker-started is logged'
+          : `an upgrade to generation ${this.current.n + 1} is under way: send SIGUSR2 again after its upgrade-complete or upgrade-failed`;
+      return this.events.emit('upgrade-ignored', { why });
+    }
     this.upgrading = true;
     try {
       try {

@@ -164,7 +164,7 @@ describe('holdfast serve', function () {
     }
   });
 
-  it("a SIGHUP while a worker is starting (serving, its ready message not yet at the primary) is applied once it is ready, not lost", async function () {
+  it("a SIGHUP while a worker is starting (serving, its ready message not yet at the primary) is applied once it is ready, not lost; a SIGUSR2 then is refused with a reason", async function () {
     this.timeout(30_000);
     // Preloaded in every process: in the worker, the `ready` message leaves 1.5 s late, the way a
     // busy machine may deliver it after the `started` line.
@@ -192,6 +192,10 @@ if (cluster.isWorker) {
       // The route moves to another port while the worker is not ready: the next -J must be refused.
       fs.writeFileSync(path.join(scene.dir, 'holdfast.yaml'), oneRouteConfig(scene).replace(`:${scene.sshd.port}"`, ':1"'));
       hf.proc.kill('SIGHUP');
+      // An upgrade cannot start before the first generation serves: it is refused, and says what to do.
+      hf.proc.kill('SIGUSR2');
+      const ignored = await hf.waitForLog((l) => l.event === 'upgrade-ignored', 10_000, 'upgrade-ignored');
+      expect(ignored.why).to.equal('the first generation is still starting: send SIGUSR2 again once worker-started is logged');
       await hf.waitForLog((l) => l.event === 'worker-started', 10_000, 'worker-started');
       const reloaded = await hf.waitForLog((l) => l.event === 'reloaded', 10_000, 'the reloaded line');
       expect(reloaded.level).to.equal('info');

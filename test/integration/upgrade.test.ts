@@ -251,6 +251,20 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
     expect(await banner(hf.port)).to.equal(`SSH-2.0-holdfast_${NEXT}`);
   });
 
+  it('SIGUSR2 during an upgrade is ignored and says so; the upgrade under way completes', async function () {
+    this.timeout(40_000);
+    const begins = () => hf.logs.filter((l) => l.event === 'upgrade-begin');
+    const n = begins().length;
+    process.kill(hf.proc.pid!, 'SIGUSR2');
+    const begin = await waitFor(() => begins()[n], { timeoutMs: 10_000, what: 'upgrade-begin' });
+    process.kill(hf.proc.pid!, 'SIGUSR2');
+    const ignored = await hf.waitForLog((l) => l.event === 'upgrade-ignored', 10_000, 'upgrade-ignored');
+    expect(ignored.level).to.equal('warn');
+    expect(ignored.why).to.equal(`an upgrade to generation ${String(begin.to)} is under way: send SIGUSR2 again after its upgrade-complete or upgrade-failed`);
+    await upgraded(Number(begin.to));
+    expect(begins().length, 'one upgrade, not two').to.equal(n + 1);
+  });
+
   it('SIGTERM leaves no process', async function () {
     this.timeout(30_000);
     const pids = [hf.proc.pid!, ...workerStarts().map((l) => l.pid as number)];

@@ -5,12 +5,13 @@
  * prints; a channel is confirmed only once its upstream leg is up, as sshd does.
  */
 import type { ServerChannel } from '../ssh/ssh2.js';
+import type { ResolvedConfig, ResolvedRoute } from '../config/resolve.js';
 import { rejectChannel } from '../ssh/server-adapter.js';
 import { JumpChannel } from '../legs/jump-channel.js';
 import { describePolicy } from '../keepalive/policy.js';
 import { tcpTimeoutReport } from '../keepalive/report.js';
 import type { ChannelCloseReason } from '../close-reasons.js';
-import { planChannel, routedChannel, type Refusal, type RoutedChannel } from '../routing/plan.js';
+import { planChannel, recheckChannel, routedChannel, type Refusal, type RoutedChannel } from '../routing/plan.js';
 import { dial, DialFailed, type UpstreamLeg } from './dial.js';
 import type { ChannelRecord } from './registry.js';
 import type { Retuned } from './dial.js';
@@ -19,7 +20,7 @@ import type { Retuned } from './dial.js';
 export interface JumpRecord extends ChannelRecord {
   /** undefined for a forward through a gateway leg (it follows the gateway route). */
   readonly routed: RoutedChannel | undefined;
-  retune(route: import('../config/resolve.js').ResolvedRoute): Retuned | null;
+  retune(route: ResolvedRoute): Retuned | null;
 }
 import type { SessionScope } from './scope.js';
 
@@ -64,7 +65,7 @@ export async function openJump(
       if (!s.closing) s.failure('channel-connect-failed', { ...s.who(), dst: plan.dst, ...f.fields, why: f.why, code: f.code });
       return rejectChannel(s.conn, reject, 'connect-failed', f.told);
     }
-    relay(s, accept, reject, leg, plan.dst, plan.kind === 'gateway' ? undefined : routedChannel(plan), performance.now() - dialStart);
+    relay(s, accept, reject, leg, plan.dst, plan.kind === 'gateway' ? undefined : routedChannel(plan), performance.now() - dialStart, config);
   } finally {
     release();
   }
@@ -78,11 +79,35 @@ function refuse(s: SessionScope, reject: () => void, r: Refusal): void {
 }
 
 /** The upstream leg is up: confirm the channel to the client and relay (or let go). */
-function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject: () => void, leg: UpstreamLeg, dst: string, routed: RoutedChannel | undefined, connectMs: number): void {
+function relay(
+  s: SessionScope,
+  accept: () => ServerChannel | undefined,
+  reject: () => void,
+  leg: UpstreamLeg,
+  dst: string,
+  routed: RoutedChannel | undefined,
+  connectMs: number,
+  /** The config the channel was planned with. */
+  plannedWith: ResolvedConfig,
+): void {
   if (s.closing) {
     leg.stream.destroy();
     leg.release();
     return rejectChannel(s.conn, reject, 'connect-failed', 'session is closing');
+  }
+  // A reload while the leg was being dialled re-matched every live channel but this one (it was not
+  // registered yet): match it now, before the client is told it is open.
+  let route = leg.route;
+  const now = s.ctx.config();
+  if (routed && now !== plannedWith) {
+    const v = recheckChannel(s.user, s.key.options, routed, now, s.ctx.guard);
+    if (v.kind === 'refused') {
+      leg.stream.destroy();
+      leg.release();
+      return refuse(s, reject, v);
+    }
+    route = v.route;
+    leg.retune(route.keepalive.upstream, route.name);
   }
   const channel = accept();
   if (!channel) {
@@ -90,7 +115,6 @@ function relay(s: SessionScope, accept: () => ServerChannel | undefined, reject:
     leg.release();
     return;
   }
-  const { route } = leg;
   const id = s.registry.newId();
   const jc = new JumpChannel(
     { id, dst, addr: leg.addr, upstreamKeepalive: leg.tcp?.enabled ?? false },

@@ -3,6 +3,7 @@
  * own pooled SSH connection, with keepalive@openssh.com on it, and checks bastion host keys.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { expect } from 'chai';
@@ -17,12 +18,47 @@ import { waitFor } from '../helpers/wait.js';
 
 const MiB = 1024 * 1024;
 
+/**
+ * A TCP relay to 127.0.0.1:`port` that holds each new connection (nothing read, nothing connected)
+ * until release(): a bastion that has not answered yet, for as long as the test needs.
+ */
+async function heldRelay(port: number) {
+  const waiting: Array<() => void> = [];
+  const socks: net.Socket[] = [];
+  const srv = net.createServer((c) => {
+    c.pause();
+    c.on('error', () => {});
+    socks.push(c);
+    waiting.push(() => {
+      const u = net.connect(port, '127.0.0.1');
+      socks.push(u);
+      u.on('error', () => c.destroy());
+      c.on('close', () => u.destroy());
+      u.on('close', () => c.destroy());
+      c.pipe(u);
+      u.pipe(c);
+      c.resume();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    held: () => waiting.length,
+    release: () => waiting.splice(0).forEach((go) => go()),
+    close: () => {
+      socks.forEach((x) => x.destroy());
+      srv.close();
+    },
+  };
+}
+
 describe('via: through SSH bastions on a pooled connection', function () {
   let scene: Scene;
   let b1: Sshd;
   let b2: Sshd;
   let hf: Holdfast;
   let relay: IdleRelay;
+  let held: Awaited<ReturnType<typeof heldRelay>>;
   let hostKeyLine: (port: number) => string;
   let state: string;
 
@@ -30,7 +66,7 @@ describe('via: through SSH bastions on a pooled connection', function () {
     this.timeout(60_000);
     requireSshd(this);
     // The target also answers on the other loopback addresses the routes below are told apart by.
-    const extraListen = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.1.1', '127.0.1.2'].map((a) => `ListenAddress ${a}:$PORT`);
+    const extraListen = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.1.1', '127.0.1.2', '127.0.1.3'].map((a) => `ListenAddress ${a}:$PORT`);
     scene = await makeScene(['alice'], {}, extraListen);
     scene.authorizeOwn('alice');
     const hfKey = keygen(scene.dir, 'holdfast_bastion_key');
@@ -48,6 +84,8 @@ describe('via: through SSH bastions on a pooled connection', function () {
     fs.writeFileSync(path.join(scene.dir, 'known_hosts_empty'), '# nothing yet\n');
     relay = await startIdleRelay(b1.port, 2000);
     fs.appendFileSync(path.join(scene.dir, 'known_hosts'), `${hostKeyLine(relay.port)}\n`);
+    held = await heldRelay(b1.port);
+    fs.appendFileSync(path.join(scene.dir, 'known_hosts'), `${hostKeyLine(held.port)}\n`);
     state = path.join(scene.dir, 'state');
     const t = `127.0.0.1:${scene.sshd.port}`;
     const up = (name: string, port: number, extra = '') =>
@@ -57,7 +95,7 @@ describe('via: through SSH bastions on a pooled connection', function () {
       `${CONFIG_HEAD}connectTimeout: 5s
 upstreamPool: { idleTimeout: 1500ms }
 upstreams:
-${up('b1', b1.port, '    knownHosts: known_hosts\n')}${up('b2', b2.port, '    knownHosts: known_hosts\n')}${up('b1-changed', b1.port, '    knownHosts: known_hosts_changed\n')}${up('b1-changed-new', b1.port, '    knownHosts: known_hosts_changed\n    hostKeyPolicy: accept-new\n')}${up('b1-unknown', b1.port, '    knownHosts: known_hosts_empty\n')}${up('b1-new', b1.port, '    hostKeyPolicy: accept-new\n')}${up('b1-badkey', b1.port, '    knownHosts: known_hosts\n').replace('holdfast_bastion_key', 'stranger_key')}${up('relayed-ka', relay.port, '    knownHosts: known_hosts\n')}${up('relayed-noka', relay.port, '    knownHosts: known_hosts\n')}
+${up('b1', b1.port, '    knownHosts: known_hosts\n')}${up('b2', b2.port, '    knownHosts: known_hosts\n')}${up('b1-changed', b1.port, '    knownHosts: known_hosts_changed\n')}${up('b1-changed-new', b1.port, '    knownHosts: known_hosts_changed\n    hostKeyPolicy: accept-new\n')}${up('b1-unknown', b1.port, '    knownHosts: known_hosts_empty\n')}${up('b1-new', b1.port, '    hostKeyPolicy: accept-new\n')}${up('b1-badkey', b1.port, '    knownHosts: known_hosts\n').replace('holdfast_bastion_key', 'stranger_key')}${up('relayed-ka', relay.port, '    knownHosts: known_hosts\n')}${up('relayed-noka', relay.port, '    knownHosts: known_hosts\n')}${up('b1-held', held.port, '    knownHosts: known_hosts\n')}
 routes:
 ${['b1', 'b1-changed', 'b1-changed-new', 'b1-unknown', 'b1-new', 'b1-badkey']
   .map((n, i) => `  - name: r-${n}\n    to: ["${i === 0 ? '127.0.0.1' : `127.0.0.${i + 1}`}:${scene.sshd.port}"]\n    via: ${n}\n`)
@@ -73,6 +111,10 @@ ${['b1', 'b1-changed', 'b1-changed-new', 'b1-unknown', 'b1-new', 'b1-badkey']
     to: ["127.0.1.2:${scene.sshd.port}"]
     via: relayed-noka
     keepalive: { upstream: { interval: 0 } }
+  - name: r-held
+    users: [alice]
+    to: ["127.0.1.3:${scene.sshd.port}"]
+    via: b1-held
 `,
       { env: { HOLDFAST_STATE_DIR: state } },
     );
@@ -85,6 +127,7 @@ ${['b1', 'b1-changed', 'b1-changed-new', 'b1-unknown', 'b1-new', 'b1-badkey']
 
   after(async function () {
     await relay?.close();
+    held?.close();
     await hf?.stop();
     await b1?.stop();
     await b2?.stop();
@@ -157,6 +200,49 @@ ${['b1', 'b1-changed', 'b1-changed-new', 'b1-unknown', 'b1-new', 'b1-badkey']
       const r = await session;
       expect(r.stdout.toString()).to.equal('ok\n');
     } finally {
+      await hup(original);
+    }
+  });
+
+  it('a reload while a channel is being dialled (its bastion has not answered yet) applies to it: kept, it opens under the route now in force; no longer allowed, it is refused before it opens', async function () {
+    this.timeout(60_000);
+    const file = path.join(scene.dir, 'holdfast.yaml');
+    const original = fs.readFileSync(file, 'utf8');
+    const route = '  - name: r-held\n    users: [alice]\n';
+    expect(original).to.include(route);
+    const hup = async (yaml: string) => {
+      const n = hf.logs.filter((l) => l.event === 'reloaded').length;
+      fs.writeFileSync(file, yaml);
+      hf.proc.kill('SIGHUP');
+      return waitFor(() => hf.logs.filter((l) => l.event === 'reloaded')[n], { what: 'reloaded' });
+    };
+    const upstreams = (event: string) => hf.logs.filter((l) => l.event === event && l.upstream === 'b1-held').length;
+    const jumpHeld = async (yaml: string) => {
+      // A new bastion connection each time: the pooled one from before has idled out.
+      await waitFor(() => upstreams('upstream-close') === upstreams('upstream-open'), { timeoutMs: 10_000, what: 'no pooled b1-held connection' });
+      const since = hf.logs.length;
+      const session = sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'echo reached', { timeoutMs: 30_000 }, '127.0.1.3');
+      await waitFor(() => held.held() === 1, { timeoutMs: 15_000, what: 'holdfast dialling the held bastion' });
+      await hup(yaml);
+      held.release();
+      return { r: await session, since };
+    };
+    try {
+      const kept = await jumpHeld(original.replace(route, `${route}    keepalive: { upstream: { interval: 4s, countMax: 2 } }\n`));
+      expect(kept.r.stdout.toString(), kept.r.stderr).to.equal('reached\n');
+      const open = hf.logs.slice(kept.since).find((l) => l.event === 'channel-open' && l.route === 'r-held')!;
+      expect(open.upstreamKeepalive, 'the policy of the route now in force').to.deep.equal({ layer: 'ssh', policy: '4s x 2' });
+
+      const gone = await jumpHeld(original.replace(route, '  - name: r-held\n    users: [nobody]\n'));
+      expect(gone.r.stdout.toString()).to.equal('');
+      expect(gone.r.code).to.equal(255);
+      const after = hf.logs.slice(gone.since);
+      expect(after.find((l) => l.event === 'channel-open' && l.route === 'r-held'), 'never opened').to.equal(undefined);
+      const refused = after.find((l) => l.event === 'channel-refused' && l.user === 'alice')!;
+      expect(refused.code).to.equal('no-route');
+      expect(String(refused.why)).to.match(/^no route allows it any more/);
+    } finally {
+      held.release();
       await hup(original);
     }
   });

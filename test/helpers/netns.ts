@@ -38,6 +38,15 @@ export function netnsAvailable(): string | null {
   return null;
 }
 
+/** Skips the calling suite (saying why) when network namespaces cannot be made here. */
+export function requireNetns(ctx: Mocha.Context): void {
+  const why = netnsAvailable();
+  if (why) {
+    console.log(`    SKIPPED: ${why}`);
+    ctx.skip();
+  }
+}
+
 function sh(args: string[]): void {
   execFileSync(args[0]!, args.slice(1), { stdio: 'pipe' });
 }

@@ -15,7 +15,7 @@ import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { removeTempDirs } from '../helpers/tmp.js';
 import { run } from '../helpers/ssh.js';
 import { waitFor } from '../helpers/wait.js';
-import { createTopology, netnsAvailable, type Topology } from '../helpers/netns.js';
+import { createTopology, requireNetns, type Topology } from '../helpers/netns.js';
 
 const FORGET_S = 3;
 
@@ -27,11 +27,7 @@ describe('keepalive through kernel middleboxes (conntrack in network namespaces)
   before(async function () {
     this.timeout(60_000);
     requireSshd(this);
-    const why = netnsAvailable();
-    if (why) {
-      console.log(`    SKIPPED: ${why}`);
-      this.skip();
-    }
+    requireNetns(this);
     topo = createTopology(FORGET_S);
     scene = await makeScene(['alice', 'bob', 'carol', 'dave', 'eve', 'frank'], { netns: topo.ns.target, address: topo.addr.target, port: 22 });
     scene.authorizeOwn('alice', 'bob', 'carol', 'dave', 'eve', 'frank');

@@ -12,7 +12,7 @@ import { startHoldfast, type Holdfast, type LogLine } from '../helpers/holdfast.
 import { removeTempDirs } from '../helpers/tmp.js';
 import { run, type SshResult } from '../helpers/ssh.js';
 import { waitFor } from '../helpers/wait.js';
-import { netnsAvailable } from '../helpers/netns.js';
+import { requireNetns } from '../helpers/netns.js';
 import { OWN_ADDRESSES_MAX_AGE_MS } from '../../src/routing/guard.js';
 
 const AT_START = '198.18.9.1';
@@ -27,11 +27,7 @@ describe("holdfast's own addresses, read again while it runs (network namespace)
   before(async function () {
     this.timeout(60_000);
     requireSshd(this);
-    const why = netnsAvailable();
-    if (why) {
-      console.log(`    SKIPPED: ${why}`);
-      this.skip();
-    }
+    requireNetns(this);
     try {
       execFileSync('ip', ['netns', 'del', ns], { stdio: 'pipe' });
     } catch {

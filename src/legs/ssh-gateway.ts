@@ -24,7 +24,7 @@ import type { Lookup } from '../routing/resolve-destination.js';
 import type { AddressGuard } from '../routing/guard.js';
 import { connectTcp, ConnectError, describeConnectError } from './tcp-upstream.js';
 import { dialSsh, UpstreamDialError } from './ssh-dial.js';
-import { planGateway, type GatewayRefusalCode } from '../routing/plan.js';
+import { planGateway, recheckGateway, type GatewayRefusalCode } from '../routing/plan.js';
 
 /** Why the target could not be reached, in words for the user's terminal and the log. */
 export class GatewayRefused extends Error {
@@ -39,7 +39,10 @@ export class GatewayRefused extends Error {
 }
 
 export interface GatewayDeps {
+  /** The config the login began with. */
   readonly config: ResolvedConfig;
+  /** The config in force now (a reload may come while the target is being resolved). */
+  readonly current: () => ResolvedConfig;
   readonly events: Events;
   readonly lookup: Lookup;
   /** Addresses wildcards never reach (src/routing/guard.ts). */
@@ -88,7 +91,19 @@ export class GatewayUpstream {
       else events.emit('gateway-refused', { ...who, dst: this.dst, why: plan.why, code: plan.code });
       throw new GatewayRefused(plan.code, plan.told, plan.route);
     }
-    const { route, address } = plan;
+    const { address } = plan;
+    let { route } = plan;
+    // A reload while the target was being resolved (this leg had no route yet for it to re-match):
+    // match it now, on the config in force, as a reload does for a live gateway leg.
+    const now = this.deps.current();
+    if (now !== config) {
+      const v = recheckGateway(this.user, { host: this.host, port: this.port }, address, now, this.deps.guard);
+      if (v.kind === 'refused') {
+        events.emit('gateway-refused', { ...who, dst: this.dst, why: v.why, code: v.code });
+        throw new GatewayRefused(v.code, v.told, v.route);
+      }
+      route = v.route;
+    }
     const g = route.gateway!;
     this.route = route;
     this.address = address;

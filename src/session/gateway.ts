@@ -57,6 +57,7 @@ export class GatewaySession {
     if (!('target' in this.login) || s.key.options.command !== undefined) return;
     this.leg = new GatewayUpstream(s.user, this.login.target.host, this.login.target.port, {
       config: s.ctx.config(),
+      current: () => s.ctx.config(),
       events: s.ctx.events,
       lookup: s.ctx.lookup,
       guard: s.ctx.guard,

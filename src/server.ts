@@ -210,6 +210,11 @@ export class HoldfastServer {
   }
 
   private onSocket(sock: net.Socket, index: number): void {
+    // An 'error' listener from the socket's first moment: a reset while the PROXY header is read or
+    // the primary is asked for a startup slot would otherwise be an uncaught exception, and the
+    // worker would exit with every session on it. The Session adds its own (it keeps the reason);
+    // a socket error is always followed by 'close', which is what ends a connection.
+    sock.on('error', ignoreSocketError);
     if (this.stopping) {
       sock.destroy();
       return;
@@ -226,13 +231,7 @@ export class HoldfastServer {
   private admit(sock: net.Socket, peer: Peer): void {
     const admission = this.startups.admit(peer.ip, this.config.startups);
     if (!(admission instanceof Promise)) return this.admitted(sock, peer, admission);
-    // Waiting for the primary: a reset now must not be an unhandled 'error'.
-    const ignore = () => {};
-    sock.on('error', ignore);
-    void admission.then((a) => {
-      sock.off('error', ignore);
-      this.admitted(sock, peer, a);
-    });
+    void admission.then((a) => this.admitted(sock, peer, a));
   }
 
   private admitted(sock: net.Socket, peer: Peer, admission: Admission): void {
@@ -377,6 +376,9 @@ export class HoldfastServer {
     this.proxyGate.closeAll();
   }
 }
+
+/** See onSocket: the error is seen again by whoever owns the socket, or by nobody if it is gone. */
+function ignoreSocketError(): void {}
 
 function certificateSources(c: ResolvedConfig): CertificateSources {
   return { trustedUserCAKeys: c.trustedUserCAKeys, authorizedPrincipalsFile: c.authorizedPrincipalsFile, revokedKeys: c.revokedKeys };

@@ -31,6 +31,15 @@ import { StartupLedger } from './shared-startups.js';
 const CRASH_WINDOW_MS = 10_000;
 const CRASHES_BEFORE_BACKOFF = 3;
 const REPLACE_BACKOFF_MS = 5_000;
+
+/**
+ * How long to wait before replacing a worker that crashed: at once, unless it crashed more than
+ * CRASHES_BEFORE_BACKOFF times within CRASH_WINDOW_MS while other workers still serve. With none
+ * left serving there is no backoff: a wait would be a window in which nobody is served at all.
+ */
+export function replaceDelayMs(recentCrashes: number, othersServing: number): number {
+  return recentCrashes > CRASHES_BEFORE_BACKOFF && othersServing > 0 ? REPLACE_BACKOFF_MS : 0;
+}
 /** After SIGTERM: beyond shutdownTimeout, how long workers get before they are killed. */
 const SHUTDOWN_GRACE_MS = 5_000;
 
@@ -217,7 +226,8 @@ class Keeper {
     const now = Date.now();
     this.crashes.push(now);
     while (this.crashes.length && this.crashes[0]! < now - CRASH_WINDOW_MS) this.crashes.shift();
-    const wait = this.crashes.length > CRASHES_BEFORE_BACKOFF ? REPLACE_BACKOFF_MS : 0;
+    const serving = [...this.current.workers].filter((x) => this.ready.has(x)).length;
+    const wait = replaceDelayMs(this.crashes.length, serving);
     this.events.emit('worker-lost', { ...base, replaceInMs: wait });
     const gen = this.current;
     setTimeout(() => {

@@ -55,7 +55,7 @@ function ev<F>(level: Level, meaning: string): EventSpec<F> {
 
 /** Every event: its fields (the type argument), its level and what it means. */
 export const EVENTS = {
-  started: ev<{ version: string; pid: number; config: string; listen: string[]; hostKeys: readonly string[]; authorizedKeys: string; routes: string[]; nativeCrypto: boolean; tcpKeepalive: boolean }>('info', 'listening, with the config, host keys, routes, native crypto and TCP keepalive support'),
+  started: ev<{ version: string; pid: number; config: string; listen: string[]; hostKeys: readonly string[]; authorizedKeys: string; routes: string[]; nativeCrypto: boolean; tcpKeepalive: boolean; maxSessions: number | null; fdLimit: number | null }>('info', 'listening, with the config, host keys, routes, native crypto and TCP keepalive support, and the session cap planned from the file descriptor limit (null: none)'),
   listening: ev<{ address: string; port: number }>('info', 'one listener bound'),
   'listen-failed': ev<{ error: string }>('error', 'a listener could not bind (exit 1; says what to do)'),
   'listener-error': ev<{ error: string }>('error', 'a bound listener failed'),
@@ -86,6 +86,8 @@ export const EVENTS = {
   'admin-failed': ev<{ error: string; effect: string }>('error', 'the admin listener could not bind or failed; SSH is served as usual'),
   'drain-begin': ev<{ sessions: number; timeoutMs: number }>('info', 'a worker of an old generation stopped accepting; its sessions carry on until they end or drainTimeout'),
   'startup-refused': ev<Why & { src: string; pending: number; notLogged?: number }>('warn', 'a connection refused by maxStartups / perSourceMaxStartups (at most one line per 5 s, with `notLogged`)'),
+  'session-refused': ev<Why & { src: string; sessions: number; fix: string; notLogged?: number }>('warn', 'a connection closed at once: this worker serves maxSessions already, or has no file descriptor to spare (at most one line per 5 s)'),
+  'fd-limit-low': ev<Why & { limit: number; maxSessions: number; supports: number; fix: string }>('warn', 'at start: maxSessions is above what the file descriptor limit (RLIMIT_NOFILE) supports; holdfast refuses past the limit instead'),
   'fd-exhausted': ev<Why & { sessions: number; fix: string; notLogged?: number }>('error', 'out of file descriptors: a connection could not be accepted (at most one line per 5 s)'),
   'proxy-refused': ev<Why & { src: string; cause: string; notLogged?: number }>('warn', 'a connection on a PROXY listener closed before any SSH byte: not from a trusted balancer, or no valid PROXY header in time (`src` is the balancer; at most one line per 5 s)'),
   'proxy-no-client': ev<{ src: string; what: string }>('debug', "a connection on a PROXY listener that carried no client: a v2 LOCAL header, or none before it closed (a balancer's health check)"),

@@ -25,6 +25,7 @@ import { describeSession, type SessionInfo } from './session/describe.js';
 import type { LiveView } from './metrics/collector.js';
 import { unmapIPv4 } from './routing/canonical.js';
 import { StartupGate, type Admission, type StartupAdmitter } from './startups.js';
+import { FD_RESERVE, FDS_PER_SESSION, FdBudget, nofileLimit, openFdCount, planFds, setFdBudget, type FdPlan } from './fd-budget.js';
 
 /** At most one line per this long for events an outsider can cause at will. */
 const THROTTLE_MS = 5000;
@@ -63,6 +64,12 @@ export class HoldfastServer {
   });
   /** What every session is given (src/session/scope.ts). */
   private readonly sessionContext: SessionContext;
+  /** File descriptors: the session cap and the sockets' budget (src/fd-budget.ts); set at start. */
+  private fds: FdPlan = planFds('auto', Infinity, 0);
+  private readonly budget = new FdBudget(Infinity);
+  private openAtStart = 0;
+  /** Client connections this worker holds, from accept to close. */
+  private clientSockets = 0;
 
   constructor(
     config: ResolvedConfig,
@@ -156,6 +163,9 @@ export class HoldfastServer {
       return certifiedHostKey(key, hc.cert);
     });
     const hostKeys: (Buffer | ParsedKey)[] = [...certified, ...keys];
+    this.openAtStart = openFdCount();
+    setFdBudget(this.budget);
+    this.planFds(c);
     this.ssh2 = createSsh2Server(hostKeys, `holdfast_${VERSION}`, (conn, socket) => this.onSsh(conn, socket));
 
     const bound: BoundAddress[] = [];
@@ -175,8 +185,26 @@ export class HoldfastServer {
       routes: c.routes.map((r) => r.name),
       nativeCrypto: nativeCryptoAvailable(),
       tcpKeepalive: tcpKa === null,
+      maxSessions: Number.isFinite(this.fds.maxSessions) ? this.fds.maxSessions : null,
+      fdLimit: Number.isFinite(this.fds.limit) ? this.fds.limit : null,
     });
     return bound;
+  }
+
+  /** maxSessions and the sockets' budget from RLIMIT_NOFILE (at start, and again at a reload). */
+  private planFds(c: ResolvedConfig): void {
+    this.fds = planFds(c.maxSessions, nofileLimit(), this.openAtStart);
+    this.budget.sockets = this.fds.sockets;
+    const low = this.fds.tooLow;
+    if (low) {
+      this.events.emit('fd-limit-low', {
+        why: `maxSessions ${this.fds.maxSessions} needs about ${this.fds.maxSessions * FDS_PER_SESSION + FD_RESERVE} file descriptors; RLIMIT_NOFILE ${this.fds.limit} supports ${low.supports} sessions: past that, connections and channels are refused`,
+        limit: this.fds.limit,
+        maxSessions: this.fds.maxSessions,
+        supports: low.supports,
+        fix: `raise LimitNOFILE in the systemd unit (to ${this.fds.maxSessions * FDS_PER_SESSION + FD_RESERVE + this.openAtStart} or more), or set maxSessions: auto`,
+      });
+    }
   }
 
   private listen(address: string, port: number, index: number): Promise<BoundAddress> {
@@ -215,11 +243,27 @@ export class HoldfastServer {
     // worker would exit with every session on it. The Session adds its own (it keeps the reason);
     // a socket error is always followed by 'close', which is what ends a connection.
     sock.on('error', ignoreSocketError);
+    sock.once('close', this.budget.hold());
+    this.clientSockets++;
+    sock.once('close', () => this.clientSockets--);
     if (this.stopping) {
       sock.destroy();
       return;
     }
     const peer: Peer = { ip: unmapIPv4(sock.remoteAddress ?? ''), port: sock.remotePort ?? 0 };
+    // Refused before any byte, like sshd at MaxStartups: a worker out of descriptors serves nobody.
+    // Counted from accept (a PROXY header or the primary's startup answer can still be pending).
+    const held = this.clientSockets - 1;
+    if (held >= this.fds.maxSessions || this.budget.inUse > this.budget.sockets) {
+      sock.destroy();
+      const why =
+        held >= this.fds.maxSessions
+          ? `this worker serves maxSessions (${this.fds.maxSessions}) connections already`
+          : `no file descriptor to spare (${this.budget.inUse} sockets of ${this.budget.sockets} planned for RLIMIT_NOFILE ${this.fds.limit})`;
+      const fix = this.config.maxSessions === 'auto' ? 'raise LimitNOFILE in the systemd unit (maxSessions: auto follows it), or add workers' : 'raise maxSessions (and LimitNOFILE with it), or add workers';
+      this.throttled('session-refused', { src: `${peer.ip}:${peer.port}`, why, sessions: this.sessions.size, fix });
+      return;
+    }
     const listener = this.listenerNow(index);
     // No peer address: reset before it reached this worker (a balancer's health check does that).
     if (listener.proxyProtocol && !peer.ip) sock.destroy();
@@ -265,7 +309,7 @@ export class HoldfastServer {
    * Lines an outsider can cause at any rate (refused startups, fd exhaustion): the first of each
    * event is logged at once, then at most one line per THROTTLE_MS carrying how many were not logged.
    */
-  private throttled<K extends 'startup-refused' | 'fd-exhausted' | 'proxy-refused' | 'proxy-address-unknown'>(event: K, fields: EventMap[K]): void {
+  private throttled<K extends 'startup-refused' | 'session-refused' | 'fd-exhausted' | 'proxy-refused' | 'proxy-address-unknown'>(event: K, fields: EventMap[K]): void {
     const t = this.throttle.get(event) ?? { last: 0, suppressed: 0 };
     this.throttle.set(event, t);
     const now = Date.now();
@@ -323,6 +367,7 @@ export class HoldfastServer {
     if (next.authorizedKeys !== this.config.authorizedKeys) this.keys = this.newKeyStore(next.authorizedKeys);
     if (JSON.stringify(certificateSources(next)) !== JSON.stringify(this.certs.sources)) this.certs = new CertificateFiles(certificateSources(next));
     this.config = next;
+    if (next.maxSessions !== this.fds.maxSessions) this.planFds(next);
     const live: ReapplyCounts = { sessions: 0, legsReplanned: 0, sessionsRevoked: 0, channelsRevoked: 0 };
     for (const session of this.sessions) {
       const r = session.reapply();

@@ -81,6 +81,8 @@ export interface ResolvedConfig {
   readonly loginGraceTimeMs: number;
   readonly maxAuthTries: number;
   readonly maxChannels: number;
+  /** Client connections per worker, or `auto` (planned from RLIMIT_NOFILE: src/fd-budget.ts). */
+  readonly maxSessions: number | 'auto';
   /** maxStartups, perSourceMaxStartups, perSourceNetBlockSize (src/startups.ts). */
   readonly startups: StartupLimits;
   readonly connectTimeoutMs: number;
@@ -252,6 +254,7 @@ export function resolveConfig(
     loginGraceTimeMs: c.loginGraceTime,
     maxAuthTries: c.maxAuthTries,
     maxChannels: c.maxChannels,
+    maxSessions: c.maxSessions,
     startups,
     connectTimeoutMs: c.connectTimeout,
     shutdownTimeoutMs: c.shutdownTimeout,

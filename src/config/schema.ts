@@ -243,6 +243,12 @@ export const ConfigSchema = z
       .union([z.string(), z.number().int()])
       .default('32:64')
       .describe('Source network size for perSourceMaxStartups, IPv4 bits:IPv6 bits (sshd PerSourceNetBlockSize; /64 is one IPv6 site).'),
+    maxSessions: z
+      .union([z.number().int().min(1).max(10_000_000), z.literal('auto')])
+      .default('auto')
+      .describe(
+        'Client connections one worker serves at once; more are closed at once with a `session-refused` line. `auto` plans from the process\'s file descriptor limit (RLIMIT_NOFILE, the unit\'s LimitNOFILE): two descriptors a session (its socket and one channel\'s) after a reserve of 64, so holdfast refuses before it runs out. A number above what the limit supports starts with a `fd-limit-low` warning.',
+      ),
     maxChannels: z
       .number()
       .int()

@@ -62,6 +62,17 @@ export function runPrimary(file: string | undefined, loaded: LoadedConfig): Prom
   }
   // The entry as named (not its real path): after `ln -sfn holdfast-X.Y.Z /opt/holdfast`, the next
   // fork loads the new release.
+  // Workers accept for themselves (SCHED_NONE), never round-robin. With round-robin the primary
+  // accepts and passes each connection to a worker as a 'net.Native' handle; if the worker is out of
+  // descriptors then, recvmsg drops the handle (MSG_CTRUNC), the worker answers NODE_HANDLE_NACK, and
+  // Node (20-26) neither retransmits a net.Native handle nor delivers the cluster's 'newconn' message
+  // that came with it. The primary waits for that message's answer before it hands the worker
+  // anything more, so the worker is never given another connection, and the primary keeps every
+  // later one (checked: a worker at its limit for one handoff served nothing again, after its fds were
+  // freed; with SCHED_NONE the next connection was served 7 ms after). A worker that accepts for
+  // itself at its limit has libuv close the connection (the EMFILE trick) and serves again as soon as
+  // a descriptor is free; src/fd-budget.ts refuses well before that point.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ exec: process.argv[1]!, args: process.argv.slice(2) });
   return new Keeper(file, loaded, events).run();
 }

@@ -12,6 +12,7 @@ import type { Events } from '../events.js';
 import { appendKnownHost, checkHostKey, fingerprintOf, knownTypes, readKnownHosts, keyType } from '../ssh/known-hosts.js';
 import { serverAlgorithms } from '../ssh/server-adapter.js';
 import { transport } from '../ssh/ping.js';
+import { fdBudget } from '../fd-budget.js';
 
 export class UpstreamDialError extends Error {
   override name = 'UpstreamDialError';
@@ -70,7 +71,14 @@ export function dialSsh(u: SshTarget, sock: Duplex | undefined, opts: DialOption
     const preferred = knownTypes(known, u.host, u.port);
     const all = serverAlgorithms().serverHostKey;
     let hostKeyProblem: string | undefined;
+    // A socket of ssh2's own (no previous hop to ride on) takes a descriptor of the budget.
+    const giveBack = sock ? () => {} : fdBudget().taken();
+    if (!giveBack) {
+      reject(new UpstreamDialError(u.name, `${who}: holdfast has no file descriptor to spare (raise its LimitNOFILE)`));
+      return;
+    }
     const client = new Client();
+    client.once('close', giveBack);
     const fail = (message: string) => {
       client.removeAllListeners('ready');
       client.on('error', () => {});

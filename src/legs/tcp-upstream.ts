@@ -4,6 +4,7 @@
  * bytes are interactive SSH (Nagle + delayed ACK cost ~45 ms a round trip).
  */
 import net from 'node:net';
+import { fdBudget } from '../fd-budget.js';
 
 export interface ConnectTarget {
   readonly address: string;
@@ -28,6 +29,9 @@ const REASONS: Record<string, string> = {
   ETIMEDOUT: 'timed out',
   ECONNRESET: 'connection reset',
   EADDRNOTAVAIL: 'address not available',
+  EMFILE: 'holdfast is out of file descriptors',
+  // holdfast's own plan (src/fd-budget.ts): refused before the process runs out.
+  FDBUDGET: 'holdfast has no file descriptor to spare (raise its LimitNOFILE)',
 };
 
 export function describeConnectError(code: string): string {
@@ -41,6 +45,8 @@ export function describeConnectError(code: string): string {
  */
 export function connectTcp(target: ConnectTarget, signal?: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
+    const giveBack = fdBudget().taken();
+    if (!giveBack) return reject(new ConnectError('FDBUDGET', `${describeConnectError('FDBUDGET')} (${target.address}:${target.port})`));
     const sock = net.connect({
       host: target.address,
       port: target.port,
@@ -71,6 +77,7 @@ export function connectTcp(target: ConnectTarget, signal?: AbortSignal): Promise
       sock.off('connect', onConnect);
       signal?.removeEventListener('abort', onAbort);
     }
+    sock.once('close', giveBack);
     sock.once('error', onError);
     sock.once('connect', onConnect);
     if (signal?.aborted) onAbort();

@@ -20,7 +20,7 @@ import type { EventMap, ReapplyCounts } from './events.js';
 import { systemLookup, type Lookup } from './routing/resolve-destination.js';
 import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
 import { UpstreamPool } from './legs/ssh-upstream.js';
-import { AddressGuard, adminEndpoint, ownAddresses } from './routing/guard.js';
+import { AddressGuard, adminEndpoint, ownAddresses, resolveAdminEndpoint } from './routing/guard.js';
 import { describeSession, type SessionInfo } from './session/describe.js';
 import type { LiveView } from './metrics/collector.js';
 import { unmapIPv4 } from './routing/canonical.js';
@@ -163,6 +163,8 @@ export class HoldfastServer {
       return certifiedHostKey(key, hc.cert);
     });
     const hostKeys: (Buffer | ParsedKey)[] = [...certified, ...keys];
+    // admin.address may be a name (localhost): what it resolves to is never a destination either.
+    if (c.admin && !net.isIP(c.admin.address)) this.guard.setAdmin(await resolveAdminEndpoint(c.admin));
     this.openAtStart = openFdCount();
     setFdBudget(this.budget);
     this.planFds(c);

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import type { ConfigParsed, KeepalivePolicy } from './schema.js';
 import { hasUserTemplate, resolveConfigPath, stateDir } from './paths.js';
@@ -368,6 +369,9 @@ function resolveAdmin(a: NonNullable<ConfigParsed['admin']>, baseDir: string, pr
       const code = (err as NodeJS.ErrnoException).code;
       problems.push({ path: ['admin', 'tokenFile'], message: code === 'ENOENT' ? `${tokenFile} does not exist; ${make}` : `cannot read ${tokenFile}: ${code ?? (err as Error).message}` });
     }
+  }
+  if (!net.isIP(a.address)) {
+    warnings.push(`admin.address: "${a.address}" is a name: holdfast binds the first address it resolves to and keeps every address it resolves to from being a destination; write the address itself (127.0.0.1 or ::1) so what is bound is what is checked`);
   }
   const loopback = a.address === 'localhost' || a.address === '::1' || /^(::ffff:)?127\./.test(a.address);
   if (a.tokenFile === undefined && !loopback) {

@@ -24,7 +24,7 @@ import type { Lookup } from '../routing/resolve-destination.js';
 import type { AddressGuard } from '../routing/guard.js';
 import { connectTcp, ConnectError, describeConnectError } from './tcp-upstream.js';
 import { dialSsh, UpstreamDialError } from './ssh-dial.js';
-import { planGateway, recheckGateway, type GatewayRefusalCode } from '../routing/plan.js';
+import { planGateway, recheckGateway, type GatewayRefusalCode, type KeyReach } from '../routing/plan.js';
 
 /** Why the target could not be reached, in words for the user's terminal and the log. */
 export class GatewayRefused extends Error {
@@ -49,6 +49,8 @@ export interface GatewayDeps {
   readonly guard: AddressGuard;
   readonly agent: ForwardedAgent;
   readonly who: Who;
+  /** The login key's limits on destinations, as they are now (a reload re-reads authorized_keys). */
+  readonly key: () => KeyReach;
   /** The route is known (the client leg's keepalive policy depends on it). */
   readonly routed: (route: ResolvedRoute) => void;
   /** The leg died on its own (keepalive timeout, the target closed it): the session must follow. */
@@ -84,7 +86,7 @@ export class GatewayUpstream {
   private async connect(): Promise<Client_> {
     const { config, events, who } = this.deps;
     const began = performance.now();
-    const plan = await planGateway(this.user, { host: this.host, port: this.port }, this.deps);
+    const plan = await planGateway(this.user, this.deps.key(), { host: this.host, port: this.port }, this.deps);
     if (this.closed) throw new GatewayRefused('closed', 'the session is closing');
     if (plan.kind === 'refused') {
       if (plan.code === 'unresolved') events.emit('gateway-connect-failed', { ...who, dst: this.dst, route: plan.route!, why: plan.why, code: plan.code });
@@ -97,7 +99,7 @@ export class GatewayUpstream {
     // match it now, on the config in force, as a reload does for a live gateway leg.
     const now = this.deps.current();
     if (now !== config) {
-      const v = recheckGateway(this.user, { host: this.host, port: this.port }, address, now, this.deps.guard);
+      const v = recheckGateway(this.user, this.deps.key(), { host: this.host, port: this.port }, address, now, this.deps.guard);
       if (v.kind === 'refused') {
         events.emit('gateway-refused', { ...who, dst: this.dst, why: v.why, code: v.code });
         throw new GatewayRefused(v.code, v.told, v.route);

@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import os from 'node:os';
+import dns from 'node:dns/promises';
 import { canonicalAddress } from './canonical.js';
 
 export interface Protection {
@@ -62,10 +63,25 @@ export interface AdminEndpoint {
   readonly port: number;
 }
 
-export function adminEndpoint(admin: { readonly address: string; readonly port: number } | undefined): AdminEndpoint | undefined {
+export function adminEndpoint(admin: { readonly address: string; readonly port: number } | undefined, resolved: readonly string[] = []): AdminEndpoint | undefined {
   if (!admin) return undefined;
   const any = admin.address === '0.0.0.0' || admin.address === '::';
-  return { addresses: any ? [] : [canonicalAddress(admin.address)], any, port: admin.port };
+  const addresses = any ? [] : net.isIP(admin.address) ? [canonicalAddress(admin.address)] : resolved.map((a) => canonicalAddress(a));
+  return { addresses, any, port: admin.port };
+}
+
+/**
+ * A name as admin.address (`localhost`): the listener binds the first address the name resolves to,
+ * so every address it resolves to is protected (the one bound is among them). Resolved once, before
+ * holdfast serves; a name that does not resolve leaves nothing to protect (the listener cannot bind).
+ */
+export async function resolveAdminEndpoint(
+  admin: { readonly address: string; readonly port: number } | undefined,
+  lookupAll: (name: string) => Promise<readonly string[]> = async (name) => (await dns.lookup(name, { all: true })).map((a) => a.address),
+): Promise<AdminEndpoint | undefined> {
+  if (!admin || net.isIP(admin.address) || admin.address === '0.0.0.0' || admin.address === '::') return adminEndpoint(admin);
+  const resolved = await lookupAll(admin.address).catch(() => [] as readonly string[]);
+  return adminEndpoint(admin, resolved);
 }
 
 /**
@@ -84,8 +100,8 @@ export class AddressGuard {
   constructor(
     /** The addresses, or how to read them (read again at a decision when older than OWN_ADDRESSES_MAX_AGE_MS). */
     own: readonly string[] | (() => readonly string[]),
-    /** holdfast's admin listener: never a destination, whatever a route says. */
-    private readonly admin?: AdminEndpoint,
+    /** holdfast's admin listener: never a destination, whatever a route says (resolved at start: setAdmin). */
+    private admin?: AdminEndpoint,
     private readonly now: () => number = () => performance.now(),
   ) {
     this.readOwn = typeof own === 'function' ? own : () => own;
@@ -109,6 +125,11 @@ export class AddressGuard {
       this.own = new Map(list.map((a) => [a, block("one of holdfast's own addresses", `${a}/${net.isIPv6(a) ? 128 : 32}`)]));
     }
     return this.own;
+  }
+
+  /** The admin listener with its name resolved (resolveAdminEndpoint), before holdfast serves. */
+  setAdmin(admin: AdminEndpoint | undefined): void {
+    this.admin = admin;
   }
 
   /** True when address:port is holdfast's admin listener (refused even when a route names it). */

@@ -20,7 +20,17 @@ import { canonicalDestination, resolveAndRoute, type Canonical, type Lookup } fr
 export type RefusalCode = 'invalid-destination' | 'port-forwarding-disabled' | 'permitopen' | 'max-channels' | 'no-route' | 'unresolved' | 'admin-port';
 
 /** The refusals a gateway login can get (planGateway). */
-export type GatewayRefusalCode = Extract<RefusalCode, 'invalid-destination' | 'no-route' | 'unresolved' | 'admin-port'>;
+export type GatewayRefusalCode = Extract<RefusalCode, 'invalid-destination' | 'permitopen' | 'no-route' | 'unresolved' | 'admin-port'>;
+
+/** What a key's options allow of destinations (authorized_keys, or a certificate's principals line). */
+export type KeyReach = Pick<KeyOptions, 'portForwarding' | 'permitOpen'>;
+
+/** permitopen=: the host and port as asked, as sshd matches them (one rule for ssh -J and gateway logins). */
+function notPermitted(key: KeyReach, host: string, port: number, dst: string): Refusal<'permitopen'> | undefined {
+  if (permitOpenAllows(key, host, port)) return undefined;
+  return refusal('permitopen', dst, "not allowed by the key's permitopen=", `${dst} is not allowed by permitopen for this key`);
+}
+
 
 const ADMIN_WHY = "holdfast's own admin listener is never a destination";
 
@@ -57,7 +67,7 @@ export interface ChannelRequest {
   /** As the client sent it (destIP / destPort of direct-tcpip). */
   readonly host: string;
   readonly port: number;
-  readonly key: Pick<KeyOptions, 'portForwarding' | 'permitOpen'>;
+  readonly key: KeyReach;
   /** Channels the connection holds now (open, being opened, refused session channels). */
   readonly openChannels: number;
   /** The connection is a gateway login: its channels go through the gateway leg. */
@@ -113,7 +123,8 @@ export function checkDestination(req: ChannelRequest, config: ResolvedConfig): R
   const dst = formatDestination({ host, port: req.port, address: host });
   if (!asked.ok) return refusal('invalid-destination', dst, `not a destination: ${asked.why}`, `holdfast: not a valid destination (${asked.why})`);
   if (!req.key.portForwarding) return refusal('port-forwarding-disabled', dst, 'key has no-port-forwarding/restrict', 'port forwarding is disabled for this key');
-  if (!permitOpenAllows(req.key, host, req.port)) return refusal('permitopen', dst, "not allowed by the key's permitopen=", `${dst} is not allowed by permitopen for this key`);
+  const byKey = notPermitted(req.key, host, req.port, dst);
+  if (byKey) return byKey;
   if (req.openChannels >= config.maxChannels) {
     return refusal('max-channels', dst, `maxChannels ${config.maxChannels} reached`, `too many open channels (limit ${config.maxChannels})`, 'resource-shortage');
   }
@@ -121,10 +132,16 @@ export function checkDestination(req: ChannelRequest, config: ResolvedConfig): R
 }
 
 /** A gateway login `user+host[+port]`: the target's route and address, or why not (told on the user's terminal). */
-export async function planGateway(user: string, target: { host: string; port: number }, env: PlanEnv): Promise<GatewayPlan | Refusal<GatewayRefusalCode>> {
+export async function planGateway(user: string, key: KeyReach, target: { host: string; port: number }, env: PlanEnv): Promise<GatewayPlan | Refusal<GatewayRefusalCode>> {
   const dst = formatDestination({ ...target, address: target.host });
   const asked = canonicalDestination(target.host, target.port);
   if (!asked.ok) return refusal('invalid-destination', dst, `not a destination: ${asked.why}`, `${dst} is not a valid destination (${asked.why})`);
+  // The key's permitopen= names the only targets it may log in to: an operator who writes it means
+  // "this key reaches only there". no-port-forwarding and restrict do not refuse the login: it is a
+  // session, which sshd gives such a key too, without a pty or agent forwarding, and every forward
+  // inside it (ssh -L) is refused.
+  const byKey = notPermitted(key, asked.host, target.port, dst);
+  if (byKey) return byKey;
   const res = await resolveAndRoute(routesFor(env.config, 'gateway'), user, asked, env.lookup, env.config.connectTimeoutMs, env.guard);
   if (res.kind === 'refused') {
     return refusal('no-route', dst, `no gateway route allows it (${missesText(res.decision.misses, 'no gateway routes configured')})`, `no gateway route allows ${user} to reach ${dst}`);
@@ -182,6 +199,7 @@ export function recheckChannel(
 /** After a reload: the gateway route a live gateway leg runs under now (matched on its target and the address it connected to), or why not. */
 export function recheckGateway(
   user: string,
+  key: KeyReach,
   target: { readonly host: string; readonly port: number },
   address: string,
   config: ResolvedConfig,
@@ -190,6 +208,8 @@ export function recheckGateway(
   const dst = formatDestination({ ...target, address: target.host });
   const asked = canonicalDestination(target.host, target.port);
   if (!asked.ok) return refusal('invalid-destination', dst, `not a destination: ${asked.why}`, `${dst} is not a valid destination (${asked.why})`);
+  const byKey = notPermitted(key, asked.host, target.port, dst);
+  if (byKey) return byKey;
   const decision = findRoute(routesFor(config, 'gateway'), user, { host: asked.host, kind: asked.kind, port: asked.port, address, protection: guard.protection(address) });
   if (decision.route) return { kind: 'route', route: decision.route };
   return refusal('no-route', dst, `no gateway route allows it any more (${missesText(decision.misses, 'no gateway routes left')})`, `no gateway route allows ${user} to reach ${dst} any more`);

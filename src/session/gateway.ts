@@ -63,6 +63,7 @@ export class GatewaySession {
       guard: s.ctx.guard,
       agent: new ForwardedAgent(s.conn),
       who: s.who(),
+      key: () => s.key.options,
       routed,
       died: (reason, detail) => this.died(s, reason, detail),
     });
@@ -143,7 +144,7 @@ export class GatewaySession {
   reapply(s: SessionScope, config: ResolvedConfig, guard: AddressGuard): { route: ResolvedRoute; upstream: string | null } | { revoked: string } | null {
     const leg = this.leg;
     if (!leg?.route || leg.address === undefined) return null;
-    const v = recheckGateway(s.user, { host: leg.host, port: leg.port }, leg.address, config, guard);
+    const v = recheckGateway(s.user, s.key.options, { host: leg.host, port: leg.port }, leg.address, config, guard);
     if (v.kind === 'refused') return { revoked: v.why };
     const upstream = leg.retune(v.route);
     for (const rec of this.channels.values()) if (rec.route) s.registry.setRoute(rec, v.route);

@@ -34,10 +34,11 @@ describe('gateway mode: holdfast terminates SSH and opens its own to the target'
   before(async function () {
     this.timeout(60_000);
     requireSshd(this);
-    scene = await makeScene(['alice', 'restricted', 'forced'], {}, ['AcceptEnv HOLDFAST_OK_*', 'ListenAddress 127.0.0.2:$PORT', 'ListenAddress 127.0.0.4:$PORT', 'ListenAddress 127.0.0.5:$PORT']);
+    scene = await makeScene(['alice', 'restricted', 'forced', 'limited'], {}, ['AcceptEnv HOLDFAST_OK_*', 'ListenAddress 127.0.0.2:$PORT', 'ListenAddress 127.0.0.4:$PORT', 'ListenAddress 127.0.0.5:$PORT']);
     scene.authorizeOwn('alice');
     scene.authorize('restricted', [`restrict ${publicKey(scene.keys.restricted!)}`]);
     scene.authorize('forced', [`command="echo forced" ${publicKey(scene.keys.forced!)}`]);
+    scene.authorize('limited', [`permitopen="127.0.0.1:${scene.sshd.port}" ${publicKey(scene.keys.limited!)}`]);
     // holdfast's own key for the target, which accepts it as root next to the test identities.
     const gwKey = keygen(scene.dir, 'holdfast_gateway_key');
     keygen(scene.dir, 'stranger_key');
@@ -55,7 +56,7 @@ routes:
     to: ["127.0.0.5:${port}"]
     gateway: { user: root, agent: true, knownHosts: known_hosts }
   - name: gw
-    users: [alice, restricted, forced]
+    users: [alice, restricted, forced, limited]
     to: ["127.0.0.1:${port}", "127.0.0.1:1"]
     gateway: { user: root, identity: holdfast_gateway_key, knownHosts: known_hosts }
   - name: gw-key-not-on-target
@@ -223,6 +224,18 @@ routes:
   });
 
   describe('refusals say what is wrong', function () {
+    it("authorized_keys permitopen= names the only gateway targets the key may log in to", async function () {
+      const as = (target: string) => run('ssh', ['-F', scene.cfg.limited!, '-p', String(hf.port), `limited+${target}@127.0.0.1`, 'echo reached']);
+      const there = await as(`127.0.0.1+${scene.sshd.port}`);
+      expect(there.stdout.toString(), there.stderr).to.equal('reached\n');
+      // A target the route allows, but not the key.
+      const elsewhere = await as('127.0.0.1+1');
+      expect(elsewhere.code).to.equal(255);
+      expect(elsewhere.stderr).to.include('holdfast: 127.0.0.1:1 is not allowed by permitopen for this key');
+      const l = await hf.waitForLog((x) => x.event === 'gateway-refused' && x.user === 'limited');
+      expect(l).to.include({ code: 'permitopen', dst: '127.0.0.1:1' });
+    });
+
     it('no gateway route for the target', async function () {
       const r = await gw(['echo never'], {}, undefined, `127.0.0.9+${scene.sshd.port}`);
       expect(r.stderr).to.include(`holdfast: no gateway route allows alice to reach 127.0.0.9:${scene.sshd.port}`);

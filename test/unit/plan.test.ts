@@ -9,6 +9,8 @@ import type { Lookup } from '../../src/routing/resolve-destination.js';
 import { keygen, removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 /** The channel plan: request + config -> plan | refusal, with a fake DNS and no connection at all. */
+const ANY_KEY = { portForwarding: true } as const;
+
 describe('channel plan (src/routing/plan.ts)', function () {
   let config: ResolvedConfig;
   let env: PlanEnv;
@@ -141,16 +143,26 @@ routes:
 
   describe('gateway logins (planGateway)', function () {
     it('routes the target on gateway routes only', async function () {
-      const p = await planGateway('alice', { host: 'gw1.lab', port: 22 }, env);
+      const p = await planGateway('alice', ANY_KEY, { host: 'gw1.lab', port: 22 }, env);
       expect(p).to.include({ kind: 'gateway-target', address: '10.2.0.1', dst: 'gw1.lab:22' });
       if (p.kind === 'gateway-target') expect(p.route.name).to.equal('gw');
     });
     it('refuses: invalid, no gateway route, unresolved', async function () {
-      expect(await planGateway('alice', { host: 'a b', port: 22 }, env)).to.include({ code: 'invalid-destination' });
-      const none = await planGateway('bob', { host: 'gw1.lab', port: 22 }, env);
+      expect(await planGateway('alice', ANY_KEY, { host: 'a b', port: 22 }, env)).to.include({ code: 'invalid-destination' });
+      const none = await planGateway('bob', ANY_KEY, { host: 'gw1.lab', port: 22 }, env);
       expect(none).to.include({ code: 'no-route', told: 'no gateway route allows bob to reach gw1.lab:22' });
-      expect(await planGateway('alice', { host: 'db1.internal', port: 5432 }, env)).to.include({ code: 'no-route' });
-      expect(await planGateway('alice', { host: 'gone.lab', port: 22 }, env)).to.include({ code: 'unresolved', route: 'gw' });
+      expect(await planGateway('alice', ANY_KEY, { host: 'db1.internal', port: 5432 }, env)).to.include({ code: 'no-route' });
+      expect(await planGateway('alice', ANY_KEY, { host: 'gone.lab', port: 22 }, env)).to.include({ code: 'unresolved', route: 'gw' });
+    });
+    it("obeys the key's permitopen= (the only targets it may log in to, before any lookup); restrict keeps a session, as sshd", async function () {
+      const only = { portForwarding: true, permitOpen: [{ host: 'gw2.lab', port: 22 }] };
+      const elsewhere = await planGateway('alice', only, { host: 'gw1.lab', port: 22 }, env);
+      expect(elsewhere).to.include({ code: 'permitopen', told: 'gw1.lab:22 is not allowed by permitopen for this key' });
+      expect(await planGateway('alice', only, { host: 'GW1.lab', port: 2200 }, env)).to.include({ code: 'permitopen' });
+      const there = await planGateway('alice', { portForwarding: true, permitOpen: [{ host: 'gw1.lab', port: 22 }] }, { host: 'gw1.lab', port: 22 }, env);
+      expect(there).to.include({ kind: 'gateway-target', address: '10.2.0.1' });
+      expect(await planGateway('alice', { portForwarding: false }, { host: 'gw1.lab', port: 22 }, env)).to.include({ kind: 'gateway-target' });
+      expect(await planGateway('alice', { portForwarding: true, permitOpen: [{ host: 'gw2.lab', port: 22 }] }, { host: 'gone.lab', port: 22 }, env)).to.include({ code: 'permitopen' });
     });
   });
 
@@ -218,10 +230,12 @@ routes:
     });
 
     it('a gateway leg is re-matched on its target and address; gone when no gateway route allows it', function () {
-      const ok = recheckGateway('alice', { host: 'gw1.lab', port: 22 }, '10.2.0.1', config, env.guard);
+      const ok = recheckGateway('alice', ANY_KEY, { host: 'gw1.lab', port: 22 }, '10.2.0.1', config, env.guard);
       expect(ok.kind === 'route' && ok.route.name).to.equal('gw');
-      const gone = recheckGateway('bob', { host: 'gw1.lab', port: 22 }, '10.2.0.1', config, env.guard);
+      const gone = recheckGateway('bob', ANY_KEY, { host: 'gw1.lab', port: 22 }, '10.2.0.1', config, env.guard);
       expect(gone).to.include({ code: 'no-route', told: 'no gateway route allows bob to reach gw1.lab:22 any more' });
+      // The key's options as they are after the reload: permitopen= added to the key ends the leg.
+      expect(recheckGateway('alice', { portForwarding: true, permitOpen: [{ host: 'gw2.lab', port: 22 }] }, { host: 'gw1.lab', port: 22 }, '10.2.0.1', config, env.guard)).to.include({ code: 'permitopen' });
     });
   });
 });

@@ -31,12 +31,37 @@ export interface AdminSources {
 /** A scrape or a `holdfast sessions` call never waits longer than this for the workers. */
 export const ADMIN_TIMEOUT_MS = 5000;
 
+/**
+ * Idle sockets must not make /healthz unreachable (a balancer that cannot read it takes holdfast out
+ * of service): a connection that has not sent a whole request head within ADMIN_HEADER_TIMEOUT_MS
+ * is closed (checked every ADMIN_CHECK_MS: Node's default checks every 30 s), one source holds at most
+ * ADMIN_PER_SOURCE connections, and the listener as a whole ADMIN_MAX_CONNECTIONS.
+ */
+export const ADMIN_HEADER_TIMEOUT_MS = 2000;
+const ADMIN_CHECK_MS = 500;
+export const ADMIN_PER_SOURCE = 16;
+const ADMIN_MAX_CONNECTIONS = 1024;
+
 export function startAdmin(at: AdminListener, src: AdminSources, events: Events): Promise<http.Server | undefined> {
   const authorized = bearerCheck(at.auth?.token);
-  const server = http.createServer((req, res) => void answer(req, res, src, authorized));
-  server.requestTimeout = ADMIN_TIMEOUT_MS * 2;
-  server.headersTimeout = ADMIN_TIMEOUT_MS;
-  server.maxConnections = 64;
+  const server = http.createServer(
+    { connectionsCheckingInterval: ADMIN_CHECK_MS, headersTimeout: ADMIN_HEADER_TIMEOUT_MS, requestTimeout: ADMIN_TIMEOUT_MS * 2, keepAliveTimeout: ADMIN_HEADER_TIMEOUT_MS },
+    (req, res) => void answer(req, res, src, authorized),
+  );
+  server.maxConnections = ADMIN_MAX_CONNECTIONS;
+  const perSource = new Map<string, number>();
+  server.on('connection', (sock: import('node:net').Socket) => {
+    sock.on('error', () => {}); // http's own clientError handling closes it; a reset must not throw
+    const ip = sock.remoteAddress ?? '';
+    const n = (perSource.get(ip) ?? 0) + 1;
+    if (n > ADMIN_PER_SOURCE) return void sock.destroy();
+    perSource.set(ip, n);
+    sock.once('close', () => {
+      const left = (perSource.get(ip) ?? 1) - 1;
+      if (left > 0) perSource.set(ip, left);
+      else perSource.delete(ip);
+    });
+  });
   return new Promise((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       events.emit('admin-failed', { error: `cannot listen on ${at.address}:${at.port}: ${err.code ?? err.message}`, effect: 'no /metrics, /healthz or /sessions; SSH is served as usual' });

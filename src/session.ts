@@ -116,6 +116,12 @@ export class Session implements LiveSession {
       this.detail ??= err.code ?? err.message;
     });
     socket.once('close', () => this.finish());
+    // After a protocol error ssh2 ends its side and goes on reading, and dropping, whatever the peer
+    // sends: a peer that never logged in could keep holdfast busy reading at full speed until
+    // loginGraceTime. sshd closes such a connection at once; so does holdfast, once ours is flushed.
+    socket.once('finish', () => {
+      if (this.authKey === undefined) socket.destroy();
+    });
     const grace = ctx.config().loginGraceTimeMs;
     if (grace > 0) this.loginGrace = setTimeout(() => this.destroy('login-grace'), grace);
   }

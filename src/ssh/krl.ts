@@ -6,7 +6,7 @@
  * KRL signature sections are not checked (sshd does not either); parsing stops at the first one.
  */
 import crypto from 'node:crypto';
-import type { Certificate } from './certificate.js';
+import { CERT_SUFFIX, parseCertificate, type Certificate } from './certificate.js';
 import { WireError, WireReader } from './wire.js';
 
 const MAGIC = Buffer.from('SSHKRL\n\0', 'latin1');
@@ -65,10 +65,12 @@ export class RevocationList {
     text.split('\n').forEach((raw, i) => {
       const line = raw.trim();
       if (!line || line.startsWith('#')) return;
-      const [, b64] = line.split(/\s+/);
+      const [type, b64] = line.split(/\s+/);
       const blob = b64 ? Buffer.from(b64, 'base64') : undefined;
       if (!blob || blob.length < 8 || blob.toString('base64') !== b64!.replace(/=*$/, (m) => m)) throw new Error(`line ${i + 1} is not a public key`);
-      this.keys.add(blob.toString('hex'));
+      // A certificate line revokes the key it certifies, and so that key and every certificate of
+      // it, as sshd's RevokedKeys does (sshkey_in_file compares the public key, not the certificate).
+      this.keys.add((type!.endsWith(CERT_SUFFIX) ? certifiedKey(blob, i + 1) : blob).toString('hex'));
       this.summary.keys++;
     });
   }
@@ -119,7 +121,9 @@ export class RevocationList {
         this.summary.serials++;
       } else if (type === 0x23) while (!body.done) this.add(s.keyIds, body.text('key ID'), 'keyIds');
       else throw new Error(`unknown KRL certificate section type 0x${type.toString(16)}`);
-      if (type !== 0x22 && type !== 0x21) body.end('the certificate section');
+      // Every subsection read to its end: bytes left over (a second range in a range subsection) would
+      // be revocations silently skipped, i.e. failing open. OpenSSH refuses such a KRL too.
+      body.end('the certificate section');
     }
     this.certs.push(s);
   }
@@ -127,6 +131,15 @@ export class RevocationList {
   private add<T>(set: Set<T>, v: T, count: 'keys' | 'fingerprints' | 'serials' | 'keyIds'): void {
     set.add(v);
     this.summary[count]++;
+  }
+}
+
+/** The plain key a certificate line of a key list certifies. */
+function certifiedKey(blob: Buffer, line: number): Buffer {
+  try {
+    return parseCertificate(blob).key.blob;
+  } catch (err) {
+    throw new Error(`line ${line} is a certificate holdfast cannot read (${(err as Error).message})`);
   }
 }
 

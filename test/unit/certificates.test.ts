@@ -252,6 +252,39 @@ describe('revokedKeys: KRLs made by ssh-keygen -k, checked against ssh-keygen -Q
     expect(list.check(c.key.blob)).to.equal(null);
   });
 
+  it('a certificate line in a key list revokes the key it certifies: that certificate, the others of that key and the plain key (sshd: "revoked by file")', function () {
+    const file = signCertificate(dir, ca, user, { name: 'listed-cert', id: 'listed', principals: 'alice', serial: 77 });
+    const list = RevocationList.parse(Buffer.from(`${fs.readFileSync(file, 'utf8').trim()}\n`));
+    const listed = parseCertificate(certBlob(file));
+    expect(list.check(listed.key.blob, listed)).to.equal('the key is revoked (listed)');
+    const sibling = parseCertificate(certBlob(signCertificate(dir, other, user, { name: 'sibling-cert', id: 'sibling', principals: 'alice', serial: 78 })));
+    expect(list.check(sibling.key.blob, sibling)).to.equal('the key is revoked (listed)');
+    expect(list.check(Buffer.from(publicKey(user).split(' ')[1]!, 'base64'))).to.equal('the key is revoked (listed)');
+    expect(list.check(Buffer.from(publicKey(ca).split(' ')[1]!, 'base64'))).to.equal(null);
+    expect(() => RevocationList.parse(Buffer.from('ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29tAAAA\n'))).to.throw(/line 1 is a certificate holdfast cannot read/);
+  });
+
+  it('a KRL subsection with bytes left over is refused, not half read (a second range after the first would be skipped)', function () {
+    const u64 = (n: bigint) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64BE(n);
+      return b;
+    };
+    const str = (b: Buffer) => Buffer.concat([u32(b.length), b]);
+    const u32 = (n: number) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(n);
+      return b;
+    };
+    const range = (ranges: [bigint, bigint][]) => Buffer.concat([Buffer.from([0x21]), str(Buffer.concat(ranges.flatMap(([lo, hi]) => [u64(lo), u64(hi)])))]);
+    const krl = (ranges: [bigint, bigint][]) =>
+      Buffer.concat([Buffer.from('SSHKRL\n\0', 'latin1'), u32(1), u64(1n), u64(0n), u64(0n), str(Buffer.alloc(0)), str(Buffer.alloc(0)), Buffer.from([1]), str(Buffer.concat([str(Buffer.alloc(0)), str(Buffer.alloc(0)), range(ranges)]))]);
+    const one = RevocationList.parse(krl([[10n, 20n]]));
+    const c = parseCertificate(certBlob(signCertificate(dir, ca, user, { name: 'in-range', id: 'r', principals: 'alice', serial: 15 })));
+    expect(one.check(c.key.blob, c)).to.equal('certificate serial 15 is revoked (for any CA)');
+    expect(() => RevocationList.parse(krl([[10n, 20n], [30n, 40n]]))).to.throw(/malformed KRL/);
+  });
+
   it('refuses a damaged KRL with a message', function () {
     const krl = fs.readFileSync(makeKrl(dir, 'dmg.krl', ['serial: 1'], `${ca}.pub`));
     expect(() => RevocationList.parse(krl.subarray(0, krl.length - 3))).to.throw(/malformed KRL/);

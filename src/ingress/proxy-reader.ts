@@ -48,11 +48,11 @@ export function readProxyHeader(socket: net.Socket, timeoutMs = PROXY_HEADER_TIM
 
 /** A listener's `proxyProtocol.trusted`: the balancers that may tell holdfast who the client is. */
 export class ProxyTrust {
-  private readonly lists: net.BlockList[];
+  private readonly lists: NonNullable<ReturnType<typeof parseSubnet>>[];
 
   /** `cidrs` as the schema checked them (parseSubnet): "addr/bits" or a bare address. */
   constructor(readonly cidrs: readonly string[]) {
-    this.lists = cidrs.map((c) => parseSubnet(c)!.blockList);
+    this.lists = cidrs.map((c) => parseSubnet(c)!);
   }
 
   trusts(ip: string): boolean {

@@ -120,10 +120,14 @@ export function parseSubnet(text: string): ReturnType<typeof parseCidr> {
   return parseCidr(text.includes('/') ? text : `${text}/${net.isIPv6(text) ? 128 : 32}`);
 }
 
-/** True when `address` is an IP inside the BlockList's subnet. */
-export function inBlockList(list: net.BlockList, address: string): boolean {
+/**
+ * True when `address` is an IP inside the subnet. The families must match, as in OpenSSH's
+ * addr_match_cidr_list: Node's BlockList checks an IPv4 address against an IPv6 subnet through its
+ * IPv4-mapped form, so `::/0` (or `::ffff:0:0/96`) took every IPv4 client.
+ */
+export function inBlockList(subnet: { readonly network: string; readonly blockList: net.BlockList }, address: string): boolean {
   const family = net.isIP(address);
-  return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  return family !== 0 && family === net.isIP(subnet.network) && subnet.blockList.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }
 
 /**
@@ -149,7 +153,7 @@ export function destinationPatternMatches(p: DestinationPattern, dest: Destinati
   if (p.kind === 'any') hit = wildcardMatch(byName ? dest.host : dest.address || dest.host, p.pattern);
   else if (p.kind === 'name') hit = byName && wildcardMatch(dest.host, p.pattern);
   else if (p.kind === 'address') hit = dest.address !== '' && (p.exact ? p.pattern === dest.address : wildcardMatch(dest.address, p.pattern));
-  else hit = dest.address !== '' && inBlockList(p.blockList, dest.address);
+  else hit = dest.address !== '' && inBlockList(p, dest.address);
   if (!hit) return 'miss';
   // An exclusion always applies; an inclusion reaches a protected address only by naming it.
   if (!p.negated && dest.protection && !namesExplicitly(p, dest.protection)) return 'guarded';
@@ -159,7 +163,7 @@ export function destinationPatternMatches(p: DestinationPattern, dest: Destinati
 /** The entry names the protected address itself, or a CIDR lying wholly inside its block. */
 function namesExplicitly(p: DestinationPattern, protection: Protection): boolean {
   if (p.kind === 'address') return p.exact;
-  if (p.kind === 'cidr') return p.prefix >= protection.prefix && inBlockList(protection.blockList, p.network);
+  if (p.kind === 'cidr') return p.prefix >= protection.prefix && inBlockList(protection, p.network);
   return false;
 }
 

@@ -256,7 +256,7 @@ export function fromAllows(options: KeyOptions, clientIp: string): boolean {
 
 function cidrMatch(cidr: string, ip: string): boolean {
   const parsed = parseCidr(cidr);
-  return parsed !== null && inBlockList(parsed.blockList, ip);
+  return parsed !== null && inBlockList(parsed, ip);
 }
 
 /** permitopen=: matched against the host and port as the client requested them (sshd does the same). */

@@ -160,7 +160,7 @@ function sourceAddresses(cert: Certificate): { text: string; test(ip: string): b
   for (const part of text.split(',')) {
     const net = parseSubnet(part.trim());
     if (!net) return null;
-    out.push({ text: part.trim(), test: (ip) => inBlockList(net.blockList, ip) });
+    out.push({ text: part.trim(), test: (ip) => inBlockList(net, ip) });
   }
   return out;
 }

@@ -132,6 +132,10 @@ describe('OpenSSH certificates: parser and verifier (node:crypto) on certificate
     expect(checkCertificate(src, NOW).ok).to.equal(true);
     expect(checkCertificate(src, { ...NOW, clientIp: '::ffff:10.1.2.3' }).ok).to.equal(true);
     expect(checkCertificate(src, { ...NOW, clientIp: '198.51.100.1' })).to.deep.equal({ ok: false, rule: 'source-address', why: "client address 198.51.100.1 not in the certificate's source-address 10.0.0.0/8,192.0.2.7" });
+    // Families must match (OpenSSH addr_match_cidr_list): ::/0 is no IPv4 client's source-address.
+    const v6 = mk('src6', { options: ['source-address=::/0'] });
+    expect(checkCertificate(v6, NOW)).to.include({ ok: false, rule: 'source-address' });
+    expect(checkCertificate(v6, { ...NOW, clientIp: '2001:db8::5' }).ok).to.equal(true);
     const unknown = mk('crit', { options: ['critical:verify-required'] });
     expect(checkCertificate(unknown, NOW)).to.deep.equal({ ok: false, rule: 'critical-option', why: 'unknown critical option verify-required' });
     expect(certificatePermits(mk('clear', { options: ['clear', 'permit-pty'] }))).to.deep.equal({ portForwarding: false, pty: true, agentForwarding: false });

@@ -305,21 +305,27 @@ routes:
       await hf2.waitForLog(() => hf2.logs.filter((l) => l.event === 'worker-started').length === 2, 30_000, 'two workers');
       await hf2.waitForLog((l) => l.event === 'admin-listening');
       const t0 = Date.now();
-      // The primary hands connections to the workers in turn: two logins land on both.
-      for (let i = 0; i < 2; i++) procs.push(spawn('ssh', ['-F', scene.cfg.alice!, '-J', `alice@127.0.0.1:${hf2.port}`, '-p', String(scene.sshd.port), 'root@127.0.0.1', 'sleep 20'], { stdio: 'ignore', detached: true }));
-      await hf2.waitForLog(() => hf2.logs.filter((l) => l.event === 'channel-open' && Date.parse(String(l.time)) >= t0 - 5).length === 2, 15_000, 'two channels');
-      const workers = new Set(hf2.logs.filter((l) => l.event === 'channel-open').map((l) => l.worker));
+      // Workers accept for themselves (SCHED_NONE: src/daemon/primary.ts), so which one takes a login
+      // is the kernel's choice: log in until both serve one (bounded), then read the two of them.
+      const opened = () => hf2.logs.filter((l) => l.event === 'channel-open' && Date.parse(String(l.time)) >= t0 - 5);
+      for (let i = 0; i < 12 && new Set(opened().map((l) => l.worker)).size < 2; i++) {
+        procs.push(spawn('ssh', ['-F', scene.cfg.alice!, '-J', `alice@127.0.0.1:${hf2.port}`, '-p', String(scene.sshd.port), 'root@127.0.0.1', 'sleep 20'], { stdio: 'ignore', detached: true }));
+        await hf2.waitForLog(() => opened().length === i + 1, 15_000, `channel ${i + 1}`);
+      }
+      const logins = opened().length;
+      const workers = new Set(opened().map((l) => l.worker));
       const sessions = (await (await fetch(`http://127.0.0.1:${port2}/sessions`)).json()) as Array<{ worker: number; user: string }>;
       const text = await (await fetch(`http://127.0.0.1:${port2}/metrics`)).text();
       console.log(`      workers serving the two sessions: ${[...workers].join(', ')}; /sessions from workers ${sessions.map((x) => x.worker).join(', ')}; sessions_active ${sample(text, 'holdfast_sessions_active')}; build_info series ${text.split('\n').filter((l) => l.startsWith('holdfast_build_info{')).length}`);
       expect(workers.size).to.equal(2);
-      expect(sessions.map((x) => x.worker).sort()).to.deep.equal([...workers].map(Number).sort());
-      expect(sample(text, 'holdfast_sessions_active', { mode: 'jump' })).to.equal(2);
-      expect(sample(text, 'holdfast_channels_active', { route: 'two' })).to.equal(2);
+      expect(sessions).to.have.length(logins);
+      expect([...new Set(sessions.map((x) => x.worker))].sort()).to.deep.equal([...workers].map(Number).sort());
+      expect(sample(text, 'holdfast_sessions_active', { mode: 'jump' })).to.equal(logins);
+      expect(sample(text, 'holdfast_channels_active', { route: 'two' })).to.equal(logins);
       expect(sample(text, 'holdfast_build_info')).to.equal(1);
       // Shutting down: /healthz says 503 while the sessions are being closed. Frozen clients keep
       // their sessions open for the 1 s a graceful close may take.
-      const clients = procs.slice(-2);
+      const clients = procs.slice(-logins);
       for (const p of clients) process.kill(-p.pid!, 'SIGSTOP');
       try {
         hf2.proc.kill('SIGTERM');

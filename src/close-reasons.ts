@@ -20,6 +20,7 @@ export const CLOSE_REASONS = {
   'no-handshake': { scopes: ['session'], meaning: 'the connection closed before an SSH identification line arrived' },
   'login-grace': { scopes: ['session'], meaning: 'not authenticated within `loginGraceTime`' },
   'auth-failed': { scopes: ['session'], meaning: '`maxAuthTries` failed attempts, or the client gave up after failing' },
+  'user-connection-limit': { scopes: ['session'], meaning: 'the user already held `maxConnectionsPerUser` logged-in connections in this worker' },
   'protocol-error': { scopes: ['session'], meaning: "the client broke the SSH protocol (ssh2's message is the `detail`)" },
   shutdown: { scopes: ['session', 'channel', 'bastion', 'gateway'], meaning: 'holdfast is stopping (SIGTERM); the user\'s ssh prints "the jump host is shutting down"' },
   'client-keepalive-timeout': { scopes: ['session', 'channel', 'gateway'], meaning: 'the client leg answered no keepalive for `interval × (countMax + 1)`' },

@@ -68,6 +68,8 @@ export class HoldfastServer {
   private fds: FdPlan = planFds('auto', Infinity, 0);
   private readonly budget = new FdBudget(Infinity);
   private openAtStart = 0;
+  /** Logged-in connections per user (maxConnectionsPerUser). */
+  private readonly logins = new Map<string, number>();
   /** Client connections this worker holds, from accept to close. */
   private clientSockets = 0;
 
@@ -104,6 +106,23 @@ export class HoldfastServer {
       windowBudget: this.windowBudget,
       userWindowBudget: (user) => this.userWindowBudget(user),
       guard: this.guard,
+      holdLogin: (user) => this.holdLogin(user),
+    };
+  }
+
+  /** maxConnectionsPerUser, counted in this worker. */
+  private holdLogin(user: string): (() => void) | { held: number; max: number } {
+    const max = this.config.maxConnectionsPerUser;
+    const held = this.logins.get(user) ?? 0;
+    if (held >= max) return { held, max };
+    this.logins.set(user, held + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const left = (this.logins.get(user) ?? 1) - 1;
+      if (left > 0) this.logins.set(user, left);
+      else this.logins.delete(user);
     };
   }
 

@@ -97,6 +97,8 @@ export class Session implements LiveSession {
   private failureLines = 0;
   private readonly connectionBudget = createWindowBudget(CONNECTION_WINDOW_BUDGET);
   private userBudget: { readonly budget: WindowBudget; release(): void } | undefined;
+  /** Gives back this login's place in maxConnectionsPerUser. */
+  private releaseLogin: () => void = () => {};
 
   constructor(
     readonly socket: net.Socket,
@@ -259,6 +261,14 @@ export class Session implements LiveSession {
     }
     if (v.kind === 'key-ok') return authCtx.accept(); // "this key would do": the client signs next
     if (v.kind === 'accept') {
+      const login = this.ctx.holdLogin(this.user);
+      if (typeof login !== 'function') {
+        const why = `${this.user} holds ${login.held} connections already (maxConnectionsPerUser ${login.max})`;
+        this.failure('login-refused', { ...fields, why, connections: login.held });
+        this.close('user-connection-limit', why);
+        return authCtx.reject();
+      }
+      this.releaseLogin = login;
       this.authKey = v.entry;
       const { fingerprint, ...certificate } = v.entry.certificate ?? {};
       this.ctx.events.emit('auth-accepted', { ...fields, ...key!, ...(fingerprint ? { fingerprint, certificate } : {}), keyFile: v.file, keyLine: v.entry.line });
@@ -338,6 +348,7 @@ export class Session implements LiveSession {
     this.reason = reason;
     this.detail ??= this.gateway?.diedDetail ?? (reason === 'protocol-error' ? this.protocolError : undefined);
     this.userBudget?.release();
+    this.releaseLogin();
     const r = this.registry;
     this.ctx.events.emit('session-close', {
       session: this.id,

@@ -82,6 +82,8 @@ export interface ResolvedConfig {
   readonly loginGraceTimeMs: number;
   readonly maxAuthTries: number;
   readonly maxChannels: number;
+  /** Logged-in connections one user may hold in a worker (Infinity for `none`). */
+  readonly maxConnectionsPerUser: number;
   /** Client connections per worker, or `auto` (planned from RLIMIT_NOFILE: src/fd-budget.ts). */
   readonly maxSessions: number | 'auto';
   /** maxStartups, perSourceMaxStartups, perSourceNetBlockSize (src/startups.ts). */
@@ -256,6 +258,7 @@ export function resolveConfig(
     maxAuthTries: c.maxAuthTries,
     maxChannels: c.maxChannels,
     maxSessions: c.maxSessions,
+    maxConnectionsPerUser: c.maxConnectionsPerUser === 'none' ? Infinity : c.maxConnectionsPerUser,
     startups,
     connectTimeoutMs: c.connectTimeout,
     shutdownTimeoutMs: c.shutdownTimeout,

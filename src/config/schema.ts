@@ -249,6 +249,12 @@ export const ConfigSchema = z
       .describe(
         'Client connections one worker serves at once; more are closed at once with a `session-refused` line. `auto` plans from the process\'s file descriptor limit (RLIMIT_NOFILE, the unit\'s LimitNOFILE): two descriptors a session (its socket and one channel\'s) after a reserve of 64, so holdfast refuses before it runs out. A number above what the limit supports starts with a `fd-limit-low` warning.',
       ),
+    maxConnectionsPerUser: z
+      .union([z.number().int().min(1).max(1_000_000), z.literal('none')])
+      .default(64)
+      .describe(
+        'Logged-in connections one user may hold at once in a worker (`none` = no cap); one more is closed with reason `user-connection-limit` and a line saying why. Each connection may hold `maxChannels` channels, so this bounds what one user can make holdfast buffer. 64 leaves room for pssh (32 at once) and Ansible forks.',
+      ),
     maxChannels: z
       .number()
       .int()

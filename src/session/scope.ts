@@ -31,6 +31,8 @@ export interface SessionContext {
   readonly userWindowBudget: (user: string) => { readonly budget: WindowBudget; release(): void };
   /** Addresses wildcards never reach (loopback, link-local, holdfast's own: bound once, at start). */
   readonly guard: AddressGuard;
+  /** A login of `user` (maxConnectionsPerUser): its release, or how many the user holds already. */
+  readonly holdLogin: (user: string) => (() => void) | { readonly held: number; readonly max: number };
 }
 
 export interface SessionScope {

@@ -1,0 +1,104 @@
+/**
+ * Issue 22, item 2: what one user can make holdfast hold is bounded. maxConnectionsPerUser caps the
+ * logged-in connections of a user (the one past it is told why); each holds at most maxChannels
+ * stalled channels of about 3 MiB. 3 connections x 100 stalled channels for one user, cap 2.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { expect } from 'chai';
+import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
+import { sshJump } from '../helpers/ssh.js';
+import { login, type Client } from '../helpers/raw-ssh.js';
+import { waitFor } from '../helpers/wait.js';
+
+const MiB = 1024 * 1024;
+const rssMiB = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
+
+describe('maxConnectionsPerUser: one user cannot make holdfast hold more than the cap allows', function () {
+  let scene: Scene;
+  let hf: Holdfast;
+  let sink: net.Server;
+  const held: net.Socket[] = [];
+
+  before(async function () {
+    this.timeout(30_000);
+    requireSshd(this);
+    scene = await makeScene(['alice', 'bob']);
+    scene.authorizeOwn('alice', 'bob');
+    // A target that accepts and never reads.
+    sink = net.createServer((s) => {
+      held.push(s);
+      s.on('error', () => {});
+      s.pause();
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    hf = await startHoldfast(scene.dir, `${CONFIG_HEAD}maxConnectionsPerUser: 2\nroutes:\n  - name: local\n    to: ["127.0.0.1:*"]\n`);
+  });
+
+  after(async function () {
+    await hf?.stop();
+    for (const s of held) s.destroy();
+    sink?.close();
+    await scene?.stop();
+  });
+
+  it('3 connections x 100 stalled channels for one user: the third is refused with the reason; RSS stays within the cap; another user logs in', async function () {
+    this.timeout(150_000);
+    const sinkPort = (sink.address() as net.AddressInfo).port;
+    const before = rssMiB(hf.pid);
+    const clients: Client[] = [];
+    try {
+      for (let i = 0; i < 2; i++) clients.push(await login(hf.port, 'alice', scene.keys.alice!));
+      const third = await login(hf.port, 'alice', scene.keys.alice!).then(
+        (c) => (clients.push(c), 'logged in'),
+        (err: Error) => err.message,
+      );
+      expect(third, 'the third connection').to.not.equal('logged in');
+      const refused = await hf.waitForLog((l) => l.event === 'login-refused');
+      expect(refused).to.include({ user: 'alice', connections: 2, why: 'alice holds 2 connections already (maxConnectionsPerUser 2)' });
+      await hf.waitForLog((l) => l.event === 'session-close' && l.reason === 'user-connection-limit');
+      // What the user's ssh prints.
+      const r = await sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'echo never');
+      expect(r.code).to.equal(255);
+      expect(r.stderr).to.include('holdfast: user-connection-limit (alice holds 2 connections already (maxConnectionsPerUser 2))');
+      // 100 stalled channels on each connection alice holds.
+      const payload = Buffer.alloc(8 * MiB, 1);
+      const chans = (
+        await Promise.all(
+          clients.map((c) =>
+            Promise.all(Array.from({ length: 100 }, () => new Promise<import('ssh2').ClientChannel>((res, rej) => c.forwardOut('127.0.0.1', 0, '127.0.0.1', sinkPort, (e, ch) => (e ? rej(e) : res(ch)))))),
+          ),
+        )
+      ).flat();
+      for (const ch of chans) ch.write(payload);
+      const windows = () => chans.map((ch) => (ch as unknown as { outgoing: { window: number } }).outgoing.window).join(',');
+      let last = '';
+      let changedAt = Date.now();
+      await waitFor(
+        async () => {
+          const now = windows();
+          if (now !== last) changedAt = Date.now();
+          last = now;
+          await new Promise((res) => setTimeout(res, 250));
+          return Date.now() - changedAt >= 10_000;
+        },
+        { timeoutMs: 90_000, what: 'no window adjust for 10 s' },
+      );
+      const stalled = rssMiB(hf.pid);
+      // Another user is served meanwhile.
+      const bob = await sshJump(scene.cfg.bob!, 'bob', hf.port, scene.sshd.port, 'echo bob-in');
+      console.log(`      ${chans.length} stalled channels for alice (cap 2 connections): RSS ${before.toFixed(0)} -> ${stalled.toFixed(0)} MiB (${((stalled - before) / chans.length).toFixed(2)} MiB a channel); bob: ${bob.stdout.toString().trim()}`);
+      expect(chans).to.have.length(200);
+      expect(stalled - before, 'MiB held for one user').to.be.below(200 * 3.5);
+      expect(bob.stdout.toString()).to.equal('bob-in\n');
+    } finally {
+      for (const c of clients) c.end();
+    }
+    // Back to the cap: once alice's connections are gone, she logs in again.
+    await waitFor(() => hf.logs.filter((l) => l.event === 'session-close' && l.user === 'alice').length >= 4, { timeoutMs: 20_000, what: "alice's sessions to close" });
+    const again = await sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'echo alice-again');
+    expect(again.stdout.toString()).to.equal('alice-again\n');
+    console.log(`      after alice disconnected: RSS ${rssMiB(hf.pid).toFixed(0)} MiB`);
+  });
+});

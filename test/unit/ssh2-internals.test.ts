@@ -92,7 +92,15 @@ describe('ssh2 internals holdfast depends on', function () {
     const src = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/server.js'), 'utf8');
     // CHANNEL_DATA: window taken first, then push (our 'data' listener runs inside push), then
     // ssh2's own top-up only when the window is at or below its threshold.
-    expect(src).to.match(/channel\.incoming\.window -= data\.length;\s*if \(channel\.push\(data\) === false\) \{\s*channel\._waitChanDrain = true;\s*return;\s*\}\s*if \(channel\.incoming\.window <= WINDOW_THRESHOLD\)/);
+    // (The patch copies data that will wait out of its read buffer between the two.)
+    expect(src).to.match(/channel\.incoming\.window -= data\.length;[\s\S]{0,600}?if \(channel\.push\(data\) === false\) \{\s*channel\._waitChanDrain = true;\s*return;\s*\}\s*if \(channel\.incoming\.window <= WINDOW_THRESHOLD\)/);
+  });
+
+  it('the ssh2 patch: an adjust counts what waits unread; data that will wait is copied out of its read buffer', function () {
+    const ch = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/Channel.js'), 'utf8');
+    expect(ch).to.include('const amt = MAX_WINDOW - self.incoming.window - self.readableLength;');
+    const src = fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/lib/server.js'), 'utf8');
+    expect(src).to.match(/if \(channel\.readableLength > 0\s*&& data\.buffer\.byteLength >= 2 \* data\.length\) \{\s*data = Buffer\.from\(data\);/);
   });
 
   it('algorithms: no group-exchange KEX (unimplemented server-side), no SHA-1 ssh-rsa host key signatures', function () {

@@ -13,6 +13,7 @@ import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { keygen } from '../helpers/tmp.js';
 import { sshJump } from '../helpers/ssh.js';
 import { waitFor } from '../helpers/wait.js';
+import { byte, login, sendRaw, u32 } from '../helpers/raw-ssh.js';
 
 /** Connects, sends `bytes`, and resolves with how long the server took to close the connection. */
 function sendAndWaitClose(port: number, bytes: Buffer | null, timeoutMs = 10_000): Promise<{ closedAfterMs: number; received: Buffer }> {
@@ -124,6 +125,18 @@ describe('robustness: hostile and broken clients', function () {
     });
     const close = await hf.waitForLog((l) => l.event === 'session-close' && l.authenticated === true && l.detail === 'ECONNRESET');
     expect(close).to.include({ user: 'alice', reason: 'peer-closed' });
+  });
+
+  it('a window adjust that overflows 2^32 - 1 ends the connection as a protocol error (RFC 4254 5.2; OpenSSH disconnects too)', async function () {
+    this.timeout(20_000);
+    const c = await login(hf.port, 'alice', scene.keys.alice!);
+    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => c.forwardOut('127.0.0.1', 1, '127.0.0.1', scene.sshd.port, (err, channel) => (err ? reject(err) : resolve(channel))));
+    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    const remote = (ch as unknown as { outgoing: { id: number } }).outgoing.id;
+    sendRaw(c, Buffer.concat([byte(93), u32(remote), u32(0xffffffff)]));
+    await closed;
+    const close = await hf.waitForLog((l) => l.event === 'session-close' && l.user === 'alice' && l.reason === 'protocol-error');
+    expect(String(close.detail)).to.include('CHANNEL_WINDOW_ADJUST overflows the window');
   });
 
   it('still serves after all that', async function () {

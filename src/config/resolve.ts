@@ -12,6 +12,7 @@ import { hasUserTemplate, resolveConfigPath, stateDir } from './paths.js';
 import type { RouteRule } from '../routing/route-table.js';
 import type { DestinationPattern } from '../routing/destination.js';
 import { inspectHostKey } from '../ssh/host-keys.js';
+import { strictModes } from '../ssh/strict-modes.js';
 import { certifies, readHostCertificate } from '../ssh/host-certificates.js';
 import { parseCaKeys } from '../ssh/user-ca.js';
 import { RevocationList } from '../ssh/krl.js';
@@ -183,6 +184,12 @@ export function resolveConfig(
     else seen.set(r.name, i);
   });
   if (c.routes.length === 0) warnings.push('routes: the list is empty, so every destination is refused');
+  c.listen.forEach((l, i) => {
+    const everyone = l.proxyProtocol?.trusted.filter((t) => /\/0$/.test(t));
+    if (everyone?.length) {
+      warnings.push(`listen[${i}].proxyProtocol.trusted: ${everyone.join(', ')} trusts every address to say who the client is: anyone who reaches port ${l.port} can claim any source address (from=, source-address, per-source limits); list only the balancers' addresses`);
+    }
+  });
 
   /** An identity file and a known_hosts file, as bastions and gateway targets both have them. */
   const checkIdentity = (file: string, where: PropertyKey[], whose: string): string => {
@@ -294,6 +301,12 @@ function resolveCertificates(c: ConfigParsed, baseDir: string, hostKeys: readonl
     }
   };
   if (trustedUserCAKeys) readable(trustedUserCAKeys, 'trustedUserCAKeys', (d) => parseCaKeys(d.toString('utf8')), 'OpenSSH public keys of the user CAs');
+  // Whoever can write these files can add a CA (every user name, every key) or lift a revocation.
+  for (const [key, file] of [['trustedUserCAKeys', trustedUserCAKeys], ['revokedKeys', revokedKeys]] as const) {
+    if (!file || !fs.existsSync(file)) continue;
+    const unsafe = strictModes(file, fs.statSync(file));
+    if (unsafe) warnings.push(`${key}: ${unsafe}; whoever can write it decides who logs in`);
+  }
   if (revokedKeys) readable(revokedKeys, 'revokedKeys', (d) => RevocationList.parse(d), 'a KRL from ssh-keygen -k, or public keys');
   if (authorizedPrincipalsFile && !trustedUserCAKeys) problems.push({ path: ['authorizedPrincipalsFile'], message: 'only applies to certificates from trustedUserCAKeys, which is not set' });
   if (authorizedPrincipalsFile && !hasUserTemplate(authorizedPrincipalsFile)) {

@@ -202,6 +202,23 @@ describe('holdfast check', function () {
     );
   });
 
+  it('warns about a trustedUserCAKeys or revokedKeys file others can write, and proxyProtocol.trusted /0 (trusting everyone); an admin.address that is a name', function () {
+    const caKey = keygen(dir, 'warn_ca');
+    fs.writeFileSync(path.join(dir, 'open_ca.pub'), `${publicKey(caKey)}\n`);
+    fs.chmodSync(path.join(dir, 'open_ca.pub'), 0o666);
+    fs.writeFileSync(path.join(dir, 'open.krl'), `${publicKey(caKey)}\n`);
+    fs.chmodSync(path.join(dir, 'open.krl'), 0o646);
+    const r = check(
+      'warn.yaml',
+      'listen:\n  - {address: 127.0.0.1, port: 2222, proxyProtocol: {trusted: ["0.0.0.0/0", "10.0.0.0/8"]}}\nauthorizedKeys: ak/%u\ntrustedUserCAKeys: open_ca.pub\nrevokedKeys: open.krl\nadmin: {address: localhost, port: 9750}\nroutes: []\n',
+    );
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include(`warning: trustedUserCAKeys: ${dir}/open_ca.pub is writable by group or others (chmod go-w ${dir}/open_ca.pub); whoever can write it decides who logs in`);
+    expect(r.stdout).to.include(`warning: revokedKeys: ${dir}/open.krl is writable by group or others`);
+    expect(r.stdout).to.include('warning: listen[0].proxyProtocol.trusted: 0.0.0.0/0 trusts every address to say who the client is');
+    expect(r.stdout).to.include('warning: admin.address: "localhost" is a name');
+  });
+
   it('admin.tokenFile: missing, short or multi-line tokens are errors; an open token file and a reachable listener without a token are warnings', function () {
     const yaml = (admin: string) => `authorizedKeys: ak/%u\nadmin: ${admin}\nroutes: []\n`;
     fs.writeFileSync(path.join(dir, 'short.token'), 'abc123\n', { mode: 0o600 });

@@ -159,6 +159,19 @@ describe('authorized_keys StrictModes (file and every folder above it)', functio
     fs.chownSync(e.dir, 4242, 4242);
     expect(strictModes(e.file, fs.statSync(e.file))).to.match(/folder .*keys above .* is owned by uid 4242/);
   });
+  it("follows a symlink and checks the target's folders, as sshd (realpath): a safe link to a file in a writable folder is refused", function () {
+    const unsafe = setup();
+    fs.chmodSync(unsafe.dir, 0o777);
+    const safe = setup();
+    const link = path.join(safe.dir, 'linked');
+    fs.symlinkSync(unsafe.file, link);
+    expect(strictModes(link, fs.statSync(link))).to.equal(`folder ${unsafe.dir} above ${link} (-> ${unsafe.file}) is writable by group or others (chmod go-w ${unsafe.dir})`);
+    // And the other way round: a link in a writable folder to a file in safe ones is what sshd accepts.
+    const back = path.join(unsafe.dir, 'back');
+    fs.symlinkSync(safe.file, back);
+    expect(strictModes(back, fs.statSync(back))).to.equal(null);
+  });
+
   it('the store refuses such a file at login with the reason', function () {
     const { file, dir } = setup();
     fs.chmodSync(dir, 0o757);

@@ -77,6 +77,7 @@ export const EVENTS = {
   'worker-started': ev<WorkerId & { version: string }>('info', 'the primary: a worker serves (its version is the code it loaded from disk)'),
   'primary-gone': ev<{ sessions: number; ids: string[] }>('error', "a worker: its primary died without a shutdown (the IPC channel closed); Node's cluster module ends the worker at once, and with it these sessions"),
   'worker-exit': ev<WorkerId & { code: number | null; signal: string | null }>('info', 'the primary: a worker ended as asked (drained after an upgrade, or shut down)'),
+  'start-failed': ev<Why>('error', 'the first worker did not report that it serves within workerStartTimeout: killed, holdfast exits 70'),
   'worker-lost': ev<WorkerId & { code: number | null; signal: string | null; replaceInMs: number }>('error', 'the primary: a worker died unasked; a new one replaces it (after 5 s when it keeps dying)'),
   'upgrade-begin': ev<{ from: number; to: number; workers: number }>('info', 'SIGUSR2: a new generation of workers is starting from the code on disk'),
   'upgrade-complete': ev<{ generation: number; version: string; workers: number; draining: number; drainTimeoutMs: number }>('info', 'the new generation serves; the old one drains (no new connections; its sessions carry on)'),

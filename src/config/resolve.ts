@@ -93,6 +93,7 @@ export interface ResolvedConfig {
   readonly shutdownTimeoutMs: number;
   /** After SIGUSR2: how long the old generation's sessions may carry on. */
   readonly drainTimeoutMs: number;
+  readonly workerStartTimeoutMs: number;
   /** Worker processes (`auto` resolved to the number of cores). */
   readonly workers: number;
   readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -270,6 +271,7 @@ export function resolveConfig(
     connectTimeoutMs: c.connectTimeout,
     shutdownTimeoutMs: c.shutdownTimeout,
     drainTimeoutMs: c.drainTimeout,
+    workerStartTimeoutMs: c.workerStartTimeout,
     workers: c.workers === 'auto' ? os.availableParallelism() : c.workers,
     logLevel: c.logLevel,
     keepalive,

@@ -268,6 +268,10 @@ export const ConfigSchema = z
       'After an upgrade in place (SIGUSR2): how long sessions opened on the old code may carry on before they are closed with reason `shutdown` (the user\'s ssh says so).',
       '8h',
     ),
+    workerStartTimeout: durationDefault(
+      'How long a new worker (at start, or a new generation after SIGUSR2) has to report that it serves; past it the worker is killed and the upgrade fails (the running generation stays), so a hung start never blocks later upgrades.',
+      '60s',
+    ),
     workers: z
       .union([z.number().int().min(1).max(256), z.literal('auto')])
       .default(1)

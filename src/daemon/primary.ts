@@ -122,6 +122,7 @@ class Keeper {
     } catch (err) {
       if (this.stopping) return EXIT_OK;
       // The first generation could not serve (the port is taken, ...): the worker said why.
+      if (err instanceof WorkerHung) this.events.emit('start-failed', { why: err.message });
       return err instanceof WorkerFailed ? err.code : EXIT_SOFTWARE;
     } finally {
       this.upgrading = false;
@@ -206,9 +207,20 @@ class Keeper {
       else if (m.holdfast === 'startup-end') this.startups.end(w.id, m.id);
     });
     return new Promise((resolve, reject) => {
-      w.once('exit', (code) => reject(new WorkerFailed(code ?? EXIT_SOFTWARE)));
+      const limit = this.loaded.config.workerStartTimeoutMs;
+      // A worker that never says it serves (hung on a file, a DNS lookup, a bug) is killed: the
+      // upgrade then fails instead of blocking every later SIGUSR2.
+      const hung = setTimeout(() => {
+        reject(new WorkerHung(limit));
+        w.process.kill('SIGKILL');
+      }, limit);
+      w.once('exit', (code) => {
+        clearTimeout(hung);
+        reject(new WorkerFailed(code ?? EXIT_SOFTWARE));
+      });
       w.on('message', (m: unknown) => {
         if (!isFromWorker(m) || m.holdfast !== 'ready' || this.ready.has(w)) return;
+        clearTimeout(hung);
         this.ready.add(w);
         this.versions.set(w, m.version);
         this.events.emit('worker-started', { worker: w.id, pid: m.pid, generation: gen.n, version: m.version });
@@ -272,7 +284,7 @@ class Keeper {
       try {
         next = await this.startGeneration(prev.n + 1, workers);
       } catch (err) {
-        const why = err instanceof WorkerFailed ? `a new worker exited ${err.code} before serving (its log says why)` : String(err);
+        const why = err instanceof WorkerFailed ? `a new worker exited ${err.code} before serving (its log says why)` : err instanceof Error ? err.message : String(err);
         return this.events.emit('upgrade-failed', { why: `${why}: the running generation stays` });
       }
       if (this.stopping) return;
@@ -333,6 +345,12 @@ class Keeper {
     if (w.isConnected() && this.ready.has(w)) w.send(m);
     else if (m.holdfast === 'reload') this.reloadWhenReady.add(w);
     else w.process.kill('SIGTERM');
+  }
+}
+
+class WorkerHung extends Error {
+  constructor(readonly ms: number) {
+    super(`a new worker did not report that it serves within workerStartTimeout (${ms} ms): killed`);
   }
 }
 

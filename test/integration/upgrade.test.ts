@@ -202,18 +202,21 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
     await upgraded(4);
     const gen4 = workerStarts().filter((l) => l.generation === 4);
     expect(gen4).to.have.length(2);
-    // Connections go round-robin: a few sessions reach both workers.
+    // The kernel picks the worker (SCHED_NONE): sessions until both workers hold one (at most 12).
     // One at a time, so the n-th channel-open line is the n-th session's.
-    const inputs = Array.from({ length: 4 }, () => new PassThrough());
+    const inputs: PassThrough[] = [];
     const sessions: Array<Promise<SshResult>> = [];
-    for (const input of inputs) {
-      const opens = channelOpens();
-      sessions.push(holdingSession(input));
-      await waitFor(() => channelOpens() > opens, { what: 'the session' });
-    }
-    const openLines = hf.logs.filter((l) => l.event === 'channel-open').slice(-4);
+    const firstOpen = channelOpens();
     const byWorker = new Map<unknown, number[]>();
-    openLines.forEach((l, n) => byWorker.set(l.worker, [...(byWorker.get(l.worker) ?? []), n]));
+    for (let n = 0; n < 12 && byWorker.size < 2; n++) {
+      const input = new PassThrough();
+      inputs.push(input);
+      sessions.push(holdingSession(input));
+      await waitFor(() => channelOpens() > firstOpen + n, { what: 'the session' });
+      const line = hf.logs.filter((l) => l.event === 'channel-open')[firstOpen + n]!;
+      byWorker.set(line.worker, [...(byWorker.get(line.worker) ?? []), n]);
+    }
+    const openLines = hf.logs.filter((l) => l.event === 'channel-open').slice(firstOpen);
     expect(byWorker.size, 'sessions on both workers').to.equal(2);
     const victim = gen4.find((w) => w.worker === openLines[0]!.worker)!;
     const survivor = gen4.find((w) => w.worker !== victim.worker)!;
@@ -249,6 +252,27 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
     const r = await sshJump(scene.cfg.alice!, 'alice', hf.port, scene.sshd.port, 'echo still-serving');
     expect(r.stdout.toString()).to.equal('still-serving\n');
     expect(await banner(hf.port)).to.equal(`SSH-2.0-holdfast_${NEXT}`);
+  });
+
+  it('a new worker that never says it serves is killed after workerStartTimeout: upgrade-failed, and the next SIGUSR2 is not blocked', async function () {
+    this.timeout(40_000);
+    const hung = path.join(releases, 'holdfast-hung');
+    makeRelease(hung, `${pkgVersion}-hung`);
+    // The worker of this release starts and then does nothing: no `ready`, ever.
+    fs.writeFileSync(path.join(hung, 'bin', 'holdfast.js'), "#!/usr/bin/env node\nconsole.log(JSON.stringify({ event: 'test-hung-worker', pid: process.pid }));\nsetInterval(() => {}, 1000);\n");
+    switchTo(hung);
+    const kept = fs.readFileSync(configFile(), 'utf8');
+    fs.writeFileSync(configFile(), config('drainTimeout: 2s\nworkerStartTimeout: 2s\n'));
+    const failures = hf.logs.filter((l) => l.event === 'upgrade-failed').length;
+    const t0 = Date.now();
+    process.kill(hf.proc.pid!, 'SIGUSR2');
+    const failed = await waitFor(() => hf.logs.filter((l) => l.event === 'upgrade-failed')[failures], { timeoutMs: 15_000, what: 'upgrade-failed (hung worker)' });
+    expect(failed.why).to.equal('a new worker did not report that it serves within workerStartTimeout (2000 ms): killed: the running generation stays');
+    const hungPid = Number(hf.logs.find((l) => l.event === 'test-hung-worker')!.pid);
+    await waitFor(() => !alive(hungPid), { timeoutMs: 5000, what: 'the hung worker to be gone' });
+    console.log(`      hung worker ${hungPid} killed, upgrade-failed ${Date.now() - t0} ms after SIGUSR2`);
+    switchTo(path.join(releases, 'holdfast-2'));
+    fs.writeFileSync(configFile(), kept);
   });
 
   it('SIGUSR2 during an upgrade is ignored and says so; the upgrade under way completes', async function () {

@@ -38,7 +38,7 @@ describe('file descriptors: refused before the limit, serving again once they ar
     const sinkPort = (sink.address() as net.AddressInfo).port;
     hf = await startHoldfast(
       scene.dir,
-      `${CONFIG_HEAD}perSourceMaxStartups: none\nmaxStartups: "200:30:400"\nroutes:\n  - name: target\n    to: ["127.0.0.1:${scene.sshd.port}", "127.0.0.1:${sinkPort}"]\n`,
+      `${CONFIG_HEAD}perSourceMaxStartups: none\nmaxStartups: "200:30:400"\nmaxConnectionsPerUser: none\nroutes:\n  - name: target\n    to: ["127.0.0.1:${scene.sshd.port}", "127.0.0.1:${sinkPort}"]\n`,
       { nofile: 1500 },
     );
   });

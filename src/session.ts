@@ -15,6 +15,7 @@
  * closed and the summary line is out. Timers: `loginGrace` (accept -> ready), `forceClose`; its
  * parts own theirs (SessionLimits: `deadline`, `unused`), all released by releaseParts().
  */
+import { LineBudget } from './session/line-budget.js';
 import crypto from 'node:crypto';
 import type net from 'node:net';
 import type { Connection, AuthContext, PublicKeyAuthContext } from './ssh/ssh2.js';
@@ -47,6 +48,8 @@ export type SessionState = 'handshake' | 'auth' | 'ready' | 'closing' | 'closed'
 
 /** Client-caused warn lines logged per connection (refusals, failed logins); the rest are counted. */
 const MAX_FAILURE_LINES = 20;
+/** 100 channels opened and closed: past that, one connection's channel lines are only counted. */
+const MAX_CHANNEL_LINES = 200;
 /** After a graceful close, how long the DISCONNECT may take to drain before the socket is dropped. */
 const FORCE_CLOSE_MS = 1000;
 
@@ -93,8 +96,9 @@ export class Session implements LiveSession {
   private protocolError: string | undefined;
   private loginGrace: NodeJS.Timeout | undefined;
   private forceClose: NodeJS.Timeout | undefined;
-  /** Lines emitted through failure(); past MAX_FAILURE_LINES they are only counted. */
-  private failureLines = 0;
+  /** Lines emitted through failure() and channelLine(); past their budgets they are only counted. */
+  private readonly failureLines = new LineBudget(MAX_FAILURE_LINES);
+  private readonly channelLines = new LineBudget(MAX_CHANNEL_LINES);
   private readonly connectionBudget = createWindowBudget(CONNECTION_WINDOW_BUDGET);
   private userBudget: { readonly budget: WindowBudget; release(): void } | undefined;
   /** Gives back this login's place in maxConnectionsPerUser. */
@@ -157,7 +161,12 @@ export class Session implements LiveSession {
    * MAX_FAILURE_LINES of a connection are logged, the rest only counted in its session-close line.
    */
   failure<K extends EventName>(event: K, fields: EventMap[K]): void {
-    this.ctx.events.emit(event, fields, { log: ++this.failureLines <= MAX_FAILURE_LINES });
+    this.ctx.events.emit(event, fields, { log: this.failureLines.take() });
+  }
+
+  /** channel-open and channel-close: the first MAX_CHANNEL_LINES of a connection are logged. */
+  channelLine<K extends 'channel-open' | 'channel-close'>(event: K, fields: EventMap[K]): void {
+    this.ctx.events.emit(event, fields, { log: this.channelLines.take() });
   }
 
   clientKeepalive(): string | undefined {
@@ -359,7 +368,8 @@ export class Session implements LiveSession {
       reason,
       ...(this.detail ? { detail: this.detail } : {}),
       authFailures: this.authFailures,
-      ...(this.failureLines > MAX_FAILURE_LINES ? { linesSuppressed: this.failureLines - MAX_FAILURE_LINES } : {}),
+      ...(this.failureLines.suppressed ? { linesSuppressed: this.failureLines.suppressed } : {}),
+      ...(this.channelLines.suppressed ? { channelLinesSuppressed: this.channelLines.suppressed } : {}),
       channels: r.opened,
       dsts: [...r.destinations],
       ...(this.gateway?.leg ? { gateway: this.gateway.leg.dst } : {}),

@@ -86,7 +86,7 @@ export class GatewaySession {
         s.registry.noteDestination(leg.dst);
         // The target's channel is open, so the leg is routed: the channel's idle limit is the route's.
         if (leg.route) s.registry.setRoute(rec, leg.route);
-        s.ctx.events.emit('channel-open', {
+        s.channelLine('channel-open', {
           ...fields(),
           channel: id,
           kind: c.info.kind,
@@ -100,7 +100,7 @@ export class GatewaySession {
         this.channels.delete(c);
         s.registry.remove(rec);
         const { addr: _addr, ...f } = fields();
-        s.ctx.events.emit('channel-close', {
+        s.channelLine('channel-close', {
           ...f,
           channel: id,
           kind: c.info.kind,

@@ -140,7 +140,7 @@ function relay(
   s.registry.add(rec);
   // A pooled bastion connection that dies ends its channels with its reason.
   leg.onLost((reason, detail) => jc.close(reason, detail));
-  s.ctx.events.emit('channel-open', {
+  s.channelLine('channel-open', {
     ...s.who(),
     dst,
     addr: leg.addr,
@@ -165,7 +165,7 @@ function closed(s: SessionScope, rec: ChannelRecord, jc: JumpChannel, leg: Upstr
       ...tcpTimeoutReport(route.keepalive.upstream, performance.now() - jc.lastUpstreamRx),
     });
   }
-  s.ctx.events.emit('channel-close', {
+  s.channelLine('channel-close', {
     ...s.who(),
     dst: rec.dst,
     addr: leg.addr,

@@ -51,6 +51,8 @@ export interface SessionScope {
   who(): Who;
   /** A client-caused warn line, within the connection's line budget (src/session.ts). */
   failure<K extends EventName>(event: K, fields: EventMap[K]): void;
+  /** channel-open / channel-close, logged up to a per-connection budget (then only counted). */
+  channelLine<K extends 'channel-open' | 'channel-close'>(event: K, fields: EventMap[K]): void;
   /** The client leg's policy in words, for channel-open lines. */
   clientKeepalive(): string | undefined;
   /** Window growth comes out of the process's, this user's and this connection's budgets at once. */

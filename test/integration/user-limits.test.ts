@@ -43,6 +43,38 @@ describe('maxConnectionsPerUser: one user cannot make holdfast hold more than th
     await scene?.stop();
   });
 
+  it('channel lines are capped per connection: 300 channels opened and closed log 200 lines, the summary counts the rest', async function () {
+    this.timeout(60_000);
+    // A target that reads, and closes when the channel does.
+    const reader = net.createServer((s) => {
+      s.on('error', () => {});
+      s.resume();
+      s.once('end', () => s.end());
+    });
+    await new Promise<void>((r) => reader.listen(0, '127.0.0.1', r));
+    const sinkPort = (reader.address() as net.AddressInfo).port;
+    const c = await login(hf.port, 'bob', scene.keys.bob!);
+    const before = hf.logBytes();
+    try {
+      for (let i = 0; i < 300; i++) {
+        const ch = await new Promise<import('ssh2').ClientChannel>((res, rej) => c.forwardOut('127.0.0.1', 0, '127.0.0.1', sinkPort, (e, x) => (e ? rej(e) : res(x))));
+        await new Promise<void>((res) => {
+          ch.once('close', () => res());
+          ch.resume();
+          ch.end(); // EOF, as ssh sends: the target closes, then holdfast closes the channel
+        });
+      }
+    } finally {
+      c.end();
+      reader.close();
+    }
+    const close = await hf.waitForLog((l) => l.event === 'session-close' && l.user === 'bob' && l.channels === 300, 20_000, "bob's session-close");
+    const lines = hf.logs.filter((l) => (l.event === 'channel-open' || l.event === 'channel-close') && l.session === close.session);
+    console.log(`      300 channels: ${lines.length} channel lines logged, channelLinesSuppressed ${String(close.channelLinesSuppressed)}, ${hf.logBytes() - before} bytes of log`);
+    expect(lines).to.have.length(200);
+    expect(close.channelLinesSuppressed).to.equal(400);
+  });
+
   it('3 connections x 100 stalled channels for one user: the third is refused with the reason; RSS stays within the cap; another user logs in', async function () {
     this.timeout(150_000);
     const sinkPort = (sink.address() as net.AddressInfo).port;

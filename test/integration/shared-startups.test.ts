@@ -54,23 +54,30 @@ describe('startup limits shared by every worker (the primary counts them)', func
     this.timeout(60_000);
     const since = hf.logs.length;
     const results = [];
-    for (let i = 0; i < 6; i++) {
+    // The kernel picks the worker (SCHED_NONE): go on until a worker holding fewer than 2 has
+    // refused (a per-worker limit of 2 would have admitted it), at most 20 clients.
+    const provesShared = () => {
+      const held = open.map((s) => workerOf(s.localPort!));
+      return hf.logs.slice(since).some((l) => l.event === 'startup-refused' && held.filter((w) => w === Number(l.worker)).length < 2);
+    };
+    for (let i = 0; i < 20 && (i < 6 || !provesShared()); i++) {
       const r = await silentClient(hf.port);
       if (r.verdict === 'admitted') open.push(r.sock);
       results.push(r.verdict);
+      // Refusal lines are throttled (one per 5 s): wait for each, so every refusal names its worker.
+      if (r.verdict === 'refused') await hf.waitForLog((l) => l.event === 'startup-refused' && hf.logs.indexOf(l) >= since && l.src === `127.0.0.1:${r.localPort}`, 2000).catch(() => undefined);
     }
-    expect(results).to.deep.equal(['admitted', 'admitted', 'refused', 'refused', 'refused', 'refused']);
+    expect(results.slice(0, 6)).to.deep.equal(['admitted', 'admitted', 'refused', 'refused', 'refused', 'refused']);
+    expect(results.filter((v) => v === 'admitted')).to.have.length(2);
     await hf.waitForLog((l) => l.event === 'startup-refused' && hf.logs.indexOf(l) >= since, 5000, 'a startup-refused line');
     const refused = hf.logs.slice(since).filter((l): l is LogLine => l.event === 'startup-refused');
     expect(String(refused[0]!.why)).to.equal('maxStartups full (2 unauthenticated connections)');
     expect(refused[0]!.pending).to.equal(2);
-    // The two admitted clients went to both workers (round robin), and both refused later ones:
-    // each refused while holding one startup itself, below a per-worker limit of 2.
+    // A worker refused while holding fewer than 2 startups itself: the limit is the host's.
     const holders = open.map((s) => workerOf(s.localPort!));
     const refusers = new Set(refused.map((l) => Number(l.worker)));
-    console.log(`      6 silent clients: admitted by workers ${holders.join(', ')}; refused by workers ${[...refusers].join(', ')} (${refused.length} line(s) logged)`);
-    expect(new Set(holders).size, 'the admitted clients are on both workers').to.equal(2);
-    expect(refusers.size, 'both workers refused').to.equal(2);
+    console.log(`      ${results.length} silent clients: admitted by workers ${holders.join(', ')}; refused by workers ${[...refusers].join(', ')} (${refused.length} line(s) logged)`);
+    expect(provesShared(), 'a worker holding fewer than 2 refused').to.equal(true);
   });
 
   it('a startup ends when its client closes or logs in, on whichever worker: the next client and ssh -J get in', async function () {

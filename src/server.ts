@@ -288,8 +288,33 @@ export class HoldfastServer {
     const listener = this.listenerNow(index);
     // No peer address: reset before it reached this worker (a balancer's health check does that).
     if (listener.proxyProtocol && !peer.ip) sock.destroy();
-    else if (listener.proxyProtocol) this.proxyGate.accept(sock, listener.proxyProtocol, peer);
+    else if (listener.proxyProtocol) this.awaitHeader(sock, listener.proxyProtocol, peer);
     else this.admit(sock, peer);
+  }
+
+  /**
+   * A connection waiting for its PROXY header is a startup too (maxStartups, host-wide), or a trusted
+   * balancer's address could hold every descriptor with header-less connections. Not per source:
+   * every client behind the balancer shares its address. The slot is given back when the header
+   * is read; the client's own startup is admitted then, by its own address.
+   */
+  private awaitHeader(sock: net.Socket, proxy: NonNullable<Listener['proxyProtocol']>, peer: Peer): void {
+    const gate = (a: Admission) => {
+      if (!a.ok) {
+        sock.destroy();
+        return this.throttled('startup-refused', { src: `${peer.ip}:${peer.port}`, why: `${a.why} (connections waiting for their PROXY header count)`, pending: a.pending });
+      }
+      // Closed while the primary answered: nothing to wait for.
+      if (sock.destroyed || this.stopping) {
+        a.release();
+        return void sock.destroy();
+      }
+      sock.once('close', a.release);
+      this.proxyGate.accept(sock, proxy, peer, a.release);
+    };
+    const admission = this.startups.admit(peer.ip, { ...this.config.startups, perSource: 0 });
+    if (admission instanceof Promise) void admission.then(gate);
+    else gate(admission);
   }
 
   /** Admits a connection by its client address (the startup gate) and starts its session. */

@@ -35,8 +35,8 @@ export class ProxyGate {
 
   constructor(private readonly hooks: ProxyGateHooks) {}
 
-  /** `peer` is the socket's own peer (the balancer, if it is one). */
-  accept(sock: net.Socket, proxy: ProxyProtocol, peer: Peer): void {
+  /** `peer` is the socket's own peer (the balancer, if it is one); `headerRead` once the wait is over. */
+  accept(sock: net.Socket, proxy: ProxyProtocol, peer: Peer, headerRead: () => void = () => {}): void {
     const via = `${peer.ip}:${peer.port}`;
     if (!this.trustOf(proxy).trusts(peer.ip)) {
       sock.destroy();
@@ -47,6 +47,7 @@ export class ProxyGate {
     this.pending.add(sock);
     void readProxyHeader(sock).then((r) => {
       this.pending.delete(sock);
+      headerRead();
       if (!r.ok || this.hooks.stopping() || sock.destroyed) sock.destroy();
       if (!r.ok && r.cause === 'closed' && r.bytes === 0) return this.hooks.noClient(via, 'closed before any byte');
       if (!r.ok) return this.hooks.refused(via, r.cause, r.why);

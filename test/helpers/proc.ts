@@ -11,3 +11,8 @@ export function tcpConnectionsTo(pid: number, port: number, withTimers = false):
   const out = execFileSync('ss', ['-H', withTimers ? '-tanpo' : '-tanp', 'dport', `= :${port}`], { encoding: 'utf8' });
   return out.split('\n').filter((l) => l.includes(`pid=${pid},`));
 }
+
+/** Resident memory of a process in MiB (Linux /proc). */
+export function rssMiB(pid: number): number {
+  return Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
+}

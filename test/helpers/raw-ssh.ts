@@ -93,3 +93,22 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Resolves once none of `chans`' send windows (what the peer still lets us send) has changed for
+ * `quietMs`: the flow has settled (memory climbs after the first zero window, so measure after this).
+ */
+export async function windowsSettled(chans: readonly ssh2.ClientChannel[], quietMs = 10_000, timeoutMs = 90_000): Promise<void> {
+  const windows = () => chans.map((ch) => (ch as unknown as { outgoing: { window: number } }).outgoing.window).join(',');
+  let last = '';
+  let changedAt = Date.now();
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 100_000; i++) {
+    const now = windows();
+    if (now !== last) changedAt = Date.now();
+    last = now;
+    if (Date.now() - changedAt >= quietMs) return;
+    if (Date.now() > deadline) throw new Error(`windows still changing after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

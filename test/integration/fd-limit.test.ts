@@ -5,7 +5,6 @@
  * in within 2 s of the last session's close. (Before: the worker hit EMFILE while the cluster's
  * round-robin handed it a connection, and it was never given another one: src/daemon/primary.ts.)
  */
-import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { expect } from 'chai';
@@ -13,6 +12,7 @@ import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixt
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { sshJump } from '../helpers/ssh.js';
 import { openFds } from '../helpers/proc.js';
+import { tcpSink } from '../helpers/sink.js';
 import { stopProcess } from '../helpers/sshd.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -21,21 +21,15 @@ const HELPER = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 
 describe('file descriptors: refused before the limit, serving again once they are free', function () {
   let scene: Scene;
   let hf: Holdfast;
-  let sink: net.Server;
-  const held: net.Socket[] = [];
+  let sink: Awaited<ReturnType<typeof tcpSink>>;
 
   before(async function () {
     this.timeout(30_000);
     requireSshd(this);
     scene = await makeScene(['alice']);
     scene.authorizeOwn('alice');
-    sink = net.createServer((s) => {
-      held.push(s);
-      s.on('error', () => {});
-      s.resume();
-    });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-    const sinkPort = (sink.address() as net.AddressInfo).port;
+    sink = await tcpSink(true);
+    const sinkPort = sink.port;
     hf = await startHoldfast(
       scene.dir,
       `${CONFIG_HEAD}perSourceMaxStartups: none\nmaxStartups: "200:30:400"\nmaxConnectionsPerUser: none\nroutes:\n  - name: target\n    to: ["127.0.0.1:${scene.sshd.port}", "127.0.0.1:${sinkPort}"]\n`,
@@ -45,7 +39,6 @@ describe('file descriptors: refused before the limit, serving again once they ar
 
   after(async function () {
     await hf?.stop();
-    for (const s of held) s.destroy();
     sink?.close();
     await scene?.stop();
   });
@@ -56,7 +49,7 @@ describe('file descriptors: refused before the limit, serving again once they ar
     expect(started.fdLimit).to.equal(1500);
     const maxSessions = Number(started.maxSessions);
     expect(maxSessions, 'maxSessions planned from RLIMIT_NOFILE').to.be.within(600, 720);
-    const sinkPort = (sink.address() as net.AddressInfo).port;
+    const sinkPort = sink.port;
     const load = spawn(process.execPath, [HELPER, String(hf.port), String(sinkPort), '1000', scene.keys.alice!], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     load.stdout!.on('data', (d) => (out += d));

@@ -12,10 +12,10 @@ import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { sshJump } from '../helpers/ssh.js';
 import { publicKey } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
-import { byte, login, openRaw, prng, sendRaw, str, u32, type Client } from '../helpers/raw-ssh.js';
+import { rssMiB } from '../helpers/proc.js';
+import { byte, login, openRaw, prng, sendRaw, str, u32, windowsSettled, type Client } from '../helpers/raw-ssh.js';
 
 const MiB = 1024 * 1024;
-const rssMiB = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
 
 /** A TCP listener that counts connections; `reads` = consume what arrives, else never read. */
 async function listener(address: string, reads = true): Promise<{ port: number; accepted: () => number; close(): void }> {
@@ -295,21 +295,9 @@ describe('hardening: what an attacker tries first', function () {
         );
         const payload = Buffer.alloc(24 * MiB, 1);
         for (const ch of chans) ch.write(payload);
-        const windows = () => chans.map((ch) => (ch as unknown as { outgoing: { window: number } }).outgoing.window).join(',');
         // Settled: every window at 0 and none adjusted for 10 s (memory climbs after the first zero).
-        let last = '';
-        let changedAt = Date.now();
         const early = await waitFor(() => (chans.every((ch) => (ch as unknown as { outgoing: { window: number } }).outgoing.window === 0) ? rssMiB(hf.pid) : 0), { timeoutMs: 60_000, what: 'all 100 channels to run out of window' });
-        await waitFor(
-          async () => {
-            const now = windows();
-            if (now !== last) changedAt = Date.now();
-            last = now;
-            await new Promise((r) => setTimeout(r, 250));
-            return Date.now() - changedAt >= 10_000;
-          },
-          { timeoutMs: 60_000, what: 'no window adjust for 10 s' },
-        );
+        await windowsSettled(chans);
         const stalled = rssMiB(hf.pid);
         console.log(`      100 stalled channels: holdfast RSS ${before.toFixed(0)} -> ${early.toFixed(0)} MiB at the first zero windows, ${stalled.toFixed(0)} MiB 10 s after the last adjust (+${((stalled - before) / 100).toFixed(2)} MiB a channel) with ${100 * 24} MiB offered`);
         expect((stalled - before) / 100, 'MiB of RSS per stalled channel').to.be.below(3.5);

@@ -3,42 +3,34 @@
  * logged-in connections of a user (the one past it is told why); each holds at most maxChannels
  * stalled channels of about 3 MiB. 3 connections x 100 stalled channels for one user, cap 2.
  */
-import fs from 'node:fs';
 import net from 'node:net';
 import { expect } from 'chai';
 import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { sshJump } from '../helpers/ssh.js';
-import { login, type Client } from '../helpers/raw-ssh.js';
+import { login, windowsSettled, type Client } from '../helpers/raw-ssh.js';
 import { waitFor } from '../helpers/wait.js';
+import { rssMiB } from '../helpers/proc.js';
+import { tcpSink } from '../helpers/sink.js';
 
 const MiB = 1024 * 1024;
-const rssMiB = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
 
 describe('maxConnectionsPerUser: one user cannot make holdfast hold more than the cap allows', function () {
   let scene: Scene;
   let hf: Holdfast;
-  let sink: net.Server;
-  const held: net.Socket[] = [];
+  let sink: Awaited<ReturnType<typeof tcpSink>>;
 
   before(async function () {
     this.timeout(30_000);
     requireSshd(this);
     scene = await makeScene(['alice', 'bob']);
     scene.authorizeOwn('alice', 'bob');
-    // A target that accepts and never reads.
-    sink = net.createServer((s) => {
-      held.push(s);
-      s.on('error', () => {});
-      s.pause();
-    });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    sink = await tcpSink(false); // a target that accepts and never reads
     hf = await startHoldfast(scene.dir, `${CONFIG_HEAD}maxConnectionsPerUser: 2\nroutes:\n  - name: local\n    to: ["127.0.0.1:*"]\n`);
   });
 
   after(async function () {
     await hf?.stop();
-    for (const s of held) s.destroy();
     sink?.close();
     await scene?.stop();
   });
@@ -77,7 +69,7 @@ describe('maxConnectionsPerUser: one user cannot make holdfast hold more than th
 
   it('3 connections x 100 stalled channels for one user: the third is refused with the reason; RSS stays within the cap; another user logs in', async function () {
     this.timeout(150_000);
-    const sinkPort = (sink.address() as net.AddressInfo).port;
+    const sinkPort = sink.port;
     const before = rssMiB(hf.pid);
     const clients: Client[] = [];
     try {
@@ -104,19 +96,7 @@ describe('maxConnectionsPerUser: one user cannot make holdfast hold more than th
         )
       ).flat();
       for (const ch of chans) ch.write(payload);
-      const windows = () => chans.map((ch) => (ch as unknown as { outgoing: { window: number } }).outgoing.window).join(',');
-      let last = '';
-      let changedAt = Date.now();
-      await waitFor(
-        async () => {
-          const now = windows();
-          if (now !== last) changedAt = Date.now();
-          last = now;
-          await new Promise((res) => setTimeout(res, 250));
-          return Date.now() - changedAt >= 10_000;
-        },
-        { timeoutMs: 90_000, what: 'no window adjust for 10 s' },
-      );
+      await windowsSettled(chans);
       const stalled = rssMiB(hf.pid);
       // Another user is served meanwhile.
       const bob = await sshJump(scene.cfg.bob!, 'bob', hf.port, scene.sshd.port, 'echo bob-in');

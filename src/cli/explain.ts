@@ -12,7 +12,7 @@ import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy,
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
 import { gatewayUser } from '../routing/gateway-login.js';
 import { certificateLines, limitsText } from './summary.js';
-import { AddressGuard, adminEndpoint, ownAddresses } from '../routing/guard.js';
+import { AddressGuard, ownAddresses, resolveAdminEndpoint } from '../routing/guard.js';
 
 export interface ExplainRequest {
   readonly host: string;
@@ -44,7 +44,8 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
     out.push(`route: none: ${req.host} is not a destination (${asked.why}); holdfast refuses it before any route is matched`);
     return { text: out.join('\n'), matched: false };
   }
-  const guard = new AddressGuard(ownAddresses(config.listen), adminEndpoint(config.admin));
+  // As serve does: a named admin.address (localhost) protects every address it resolves to.
+  const guard = new AddressGuard(ownAddresses(config.listen), await resolveAdminEndpoint(config.admin));
   const res = await resolveAndRoute(routes, req.user, asked, lookup, config.connectTimeoutMs, guard);
   if (res.host !== req.host) out.push(`canonical: ${res.host} (the one spelling holdfast matches, resolves and logs)`);
   if (res.kind === 'refused') {

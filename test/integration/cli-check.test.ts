@@ -439,6 +439,11 @@ routes:
     expect(other.code, other.stderr).to.equal(0);
     expect(other.stdout).to.include('route: local');
     expect(other.stdout).to.not.include('user certificates');
+    // admin.address as a name: what it resolves to is the admin listener, as serve has it.
+    fs.writeFileSync(path.join(dir, 'admin-name.yaml'), 'authorizedKeys: ak/%u\nadmin: {address: localhost, port: 9750}\nroutes: [{name: local, to: ["127.0.0.1:*"]}]\n');
+    const named = holdfast(['explain', '--config', 'admin-name.yaml', '--user', 'alice', '127.0.0.1:9750'], { cwd: dir });
+    expect(named.code).to.equal(1);
+    expect(named.stdout).to.include("127.0.0.1:9750 is holdfast's own admin listener");
   });
 
   it('refuses a malformed destination or --from with usage exit 64', function () {

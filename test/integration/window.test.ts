@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 /**
  * The growing receive window, end to end through a real holdfast: a channel whose target reads grows
  * its window past ssh2's 2 MiB; channels whose target never reads (slow consumers) do not, so what
@@ -105,5 +106,38 @@ describe('channel windows through holdfast', function () {
     console.log(`      6 stalled targets: windows ${slow.map((t) => byDst.get(`127.0.0.1:${t.port}`)!.windowMiB).join('/')} MiB; holdfast RSS ${rssBefore.toFixed(0)} -> ${rssStalled.toFixed(0)} MiB with ${6 * 48} MiB offered`);
     // holdfast holds at most what it granted (plus its own working memory), not what was offered.
     expect(rssStalled - rssBefore).to.be.below(granted + 64);
+  });
+
+  it('a target that stops reading until every window is closed, then reads again, gets every byte (SHA-256): no window deadlock', async function () {
+    this.timeout(60_000);
+    const data = crypto.randomBytes(24 * 1024 * 1024);
+    let sock: net.Socket | undefined;
+    const hash = crypto.createHash('sha256');
+    let got = 0;
+    const done = new Promise<void>((resolve) => {
+      const srv = net.createServer((s) => {
+        sock = s;
+        held.push(s);
+        s.on('error', () => {});
+        s.pause();
+        s.on('data', (d) => {
+          hash.update(d);
+          got += d.length;
+        });
+        s.once('end', () => resolve());
+      });
+      servers.push(srv);
+      srv.listen(0, '127.0.0.1');
+    });
+    await waitFor(() => servers.at(-1)!.listening, { what: 'the target' });
+    const ch = await open((servers.at(-1)!.address() as net.AddressInfo).port);
+    ch.end(data);
+    // Stalled until holdfast's buffer for the channel is full and the client's window is 0.
+    const outgoing = () => (ch as unknown as { outgoing: { window: number } }).outgoing.window;
+    await waitFor(() => sock && outgoing() === 0, { timeoutMs: 20_000, what: 'the window to close' });
+    sock!.resume();
+    await waitFor(() => got === data.length || undefined, { timeoutMs: 30_000, what: `all ${data.length} bytes at the target (got ${got})` });
+    await done;
+    expect(hash.digest('hex')).to.equal(crypto.createHash('sha256').update(data).digest('hex'));
   });
 });

@@ -259,20 +259,35 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
     const hung = path.join(releases, 'holdfast-hung');
     makeRelease(hung, `${pkgVersion}-hung`);
     // The worker of this release starts and then does nothing: no `ready`, ever.
-    fs.writeFileSync(path.join(hung, 'bin', 'holdfast.js'), "#!/usr/bin/env node\nconsole.log(JSON.stringify({ event: 'test-hung-worker', pid: process.pid }));\nsetInterval(() => {}, 1000);\n");
-    switchTo(hung);
+    fs.writeFileSync(path.join(hung, 'bin', 'holdfast.js'), '#!/usr/bin/env node\nsetInterval(() => {}, 1000);\n');
     const kept = fs.readFileSync(configFile(), 'utf8');
-    fs.writeFileSync(configFile(), config('drainTimeout: 2s\nworkerStartTimeout: 2s\n'));
-    const failures = hf.logs.filter((l) => l.event === 'upgrade-failed').length;
-    const t0 = Date.now();
-    process.kill(hf.proc.pid!, 'SIGUSR2');
-    const failed = await waitFor(() => hf.logs.filter((l) => l.event === 'upgrade-failed')[failures], { timeoutMs: 15_000, what: 'upgrade-failed (hung worker)' });
-    expect(failed.why).to.equal('a new worker did not report that it serves within workerStartTimeout (2000 ms): killed: the running generation stays');
-    const hungPid = Number(hf.logs.find((l) => l.event === 'test-hung-worker')!.pid);
-    await waitFor(() => !alive(hungPid), { timeoutMs: 5000, what: 'the hung worker to be gone' });
-    console.log(`      hung worker ${hungPid} killed, upgrade-failed ${Date.now() - t0} ms after SIGUSR2`);
-    switchTo(path.join(releases, 'holdfast-2'));
-    fs.writeFileSync(configFile(), kept);
+    // Workers of generation `n` (their environment says so; read from /proc, not from their output).
+    const workersOf = (n: number) =>
+      fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && (() => {
+        try {
+          return fs.readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`HOLDFAST_GENERATION=${n}`);
+        } catch {
+          return false;
+        }
+      })());
+    try {
+      switchTo(hung);
+      fs.writeFileSync(configFile(), config('drainTimeout: 2s\nworkerStartTimeout: 2s\n'));
+      const failures = hf.logs.filter((l) => l.event === 'upgrade-failed').length;
+      const begins = hf.logs.filter((l) => l.event === 'upgrade-begin').length;
+      const t0 = Date.now();
+      process.kill(hf.proc.pid!, 'SIGUSR2');
+      const begin = await waitFor(() => hf.logs.filter((l) => l.event === 'upgrade-begin')[begins], { timeoutMs: 10_000, what: 'upgrade-begin' });
+      const hungProcs = () => workersOf(Number(begin.to));
+      await waitFor(() => hungProcs().length > 0, { timeoutMs: 10_000, what: 'the hung worker to start' });
+      const failed = await waitFor(() => hf.logs.filter((l) => l.event === 'upgrade-failed')[failures], { timeoutMs: 15_000, what: 'upgrade-failed (hung worker)' });
+      expect(failed.why).to.equal('a new worker did not report that it serves within workerStartTimeout (2000 ms): killed: the running generation stays');
+      await waitFor(() => hungProcs().length === 0, { timeoutMs: 5000, what: 'the hung worker to be gone' });
+      console.log(`      hung worker killed, upgrade-failed ${Date.now() - t0} ms after SIGUSR2`);
+    } finally {
+      switchTo(path.join(releases, 'holdfast-2'));
+      fs.writeFileSync(configFile(), kept);
+    }
   });
 
   it('SIGUSR2 during an upgrade is ignored and says so; the upgrade under way completes', async function () {

@@ -85,10 +85,6 @@ export class FdBudget {
       this.used--;
     };
   }
-
-  get full(): boolean {
-    return this.used >= this.sockets;
-  }
 }
 
 /** The process's budget: one per worker (set once at start by the server; tests make their own). */

@@ -25,6 +25,7 @@ import { describeSession, type SessionInfo } from './session/describe.js';
 import type { LiveView } from './metrics/collector.js';
 import { unmapIPv4 } from './routing/canonical.js';
 import { StartupGate, type Admission, type StartupAdmitter } from './startups.js';
+import { KeyedCount } from './keyed-count.js';
 import { FD_RESERVE, FDS_PER_SESSION, FdBudget, nofileLimit, openFdCount, planFds, setFdBudget, type FdPlan } from './fd-budget.js';
 
 /** At most one line per this long for events an outsider can cause at will. */
@@ -69,7 +70,7 @@ export class HoldfastServer {
   private readonly budget = new FdBudget(Infinity);
   private openAtStart = 0;
   /** Logged-in connections per user (maxConnectionsPerUser). */
-  private readonly logins = new Map<string, number>();
+  private readonly logins = new KeyedCount();
   /** Client connections this worker holds, from accept to close. */
   private clientSockets = 0;
 
@@ -113,17 +114,8 @@ export class HoldfastServer {
   /** maxConnectionsPerUser, counted in this worker. */
   private holdLogin(user: string): (() => void) | { held: number; max: number } {
     const max = this.config.maxConnectionsPerUser;
-    const held = this.logins.get(user) ?? 0;
-    if (held >= max) return { held, max };
-    this.logins.set(user, held + 1);
-    let given = false;
-    return () => {
-      if (given) return;
-      given = true;
-      const left = (this.logins.get(user) ?? 1) - 1;
-      if (left > 0) this.logins.set(user, left);
-      else this.logins.delete(user);
-    };
+    const held = this.logins.held(user);
+    return held >= max ? { held, max } : this.logins.take(user);
   }
 
   private newKeyStore(template: string): AuthorizedKeysStore {
@@ -412,8 +404,10 @@ export class HoldfastServer {
     if (JSON.stringify(next.hostCertificates) !== JSON.stringify(this.startedWith.hostCertificates)) restart.push('hostCertificates');
     if (next.authorizedKeys !== this.config.authorizedKeys) this.keys = this.newKeyStore(next.authorizedKeys);
     if (JSON.stringify(certificateSources(next)) !== JSON.stringify(this.certs.sources)) this.certs = new CertificateFiles(certificateSources(next));
+    // Planned again only when the setting changed (the planned number is not the setting for auto).
+    const replan = next.maxSessions !== this.config.maxSessions;
     this.config = next;
-    if (next.maxSessions !== this.fds.maxSessions) this.planFds(next);
+    if (replan) this.planFds(next);
     const live: ReapplyCounts = { sessions: 0, legsReplanned: 0, sessionsRevoked: 0, channelsRevoked: 0 };
     for (const session of this.sessions) {
       const r = session.reapply();

@@ -14,6 +14,7 @@ import type { Events } from '../events.js';
 import type { Metrics } from '../metrics/collector.js';
 import type { SessionInfo } from '../session/describe.js';
 import type { AdminListener } from '../config/resolve.js';
+import { KeyedCount } from '../keyed-count.js';
 
 /** In a worker: answer the primary's metric requests from this worker's registry. */
 export function serveMetricsToPrimary(m: Metrics): void {
@@ -49,18 +50,12 @@ export function startAdmin(at: AdminListener, src: AdminSources, events: Events)
     (req, res) => void answer(req, res, src, authorized),
   );
   server.maxConnections = ADMIN_MAX_CONNECTIONS;
-  const perSource = new Map<string, number>();
+  const perSource = new KeyedCount();
   server.on('connection', (sock: import('node:net').Socket) => {
     sock.on('error', () => {}); // http's own clientError handling closes it; a reset must not throw
     const ip = sock.remoteAddress ?? '';
-    const n = (perSource.get(ip) ?? 0) + 1;
-    if (n > ADMIN_PER_SOURCE) return void sock.destroy();
-    perSource.set(ip, n);
-    sock.once('close', () => {
-      const left = (perSource.get(ip) ?? 1) - 1;
-      if (left > 0) perSource.set(ip, left);
-      else perSource.delete(ip);
-    });
+    if (perSource.held(ip) >= ADMIN_PER_SOURCE) return void sock.destroy();
+    sock.once('close', perSource.take(ip));
   });
   return new Promise((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {

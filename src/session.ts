@@ -52,6 +52,8 @@ const MAX_FAILURE_LINES = 20;
 const MAX_CHANNEL_LINES = 200;
 /** After a graceful close, how long the DISCONNECT may take to drain before the socket is dropped. */
 const FORCE_CLOSE_MS = 1000;
+/** Why the session's pending lookups and connects are aborted (abort() with no reason builds a DOMException, its stack included, each time). */
+const SESSION_ENDED = new Error('the session ended');
 
 export class Session implements LiveSession {
   readonly id = crypto.randomBytes(4).toString('hex');
@@ -333,7 +335,7 @@ export class Session implements LiveSession {
     this.loginGrace = undefined;
     this.limits.stop();
     this.clientLeg.stop();
-    this.abort.abort();
+    this.abort.abort(SESSION_ENDED);
     this.registry.closeAll(reason);
     this.gateway?.close(reason);
   }

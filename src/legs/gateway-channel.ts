@@ -126,7 +126,7 @@ export class GatewayChannel {
     ch.pipe(up);
     up.pipe(ch, { end: false });
     // Only now that the client's stream flows into the target: a 'data' listener starts the flow.
-    if (this.windowBudget) this.window = growingWindow(ch, MAX_WINDOW, this.windowBudget, () => this.bytesUp - up.writableLength);
+    if (this.windowBudget) this.window = growingWindow(ch, MAX_WINDOW, this.windowBudget, () => this.bytesUp - up.writableLength, () => up.writableLength);
     up.stderr.pipe(ch.stderr, { end: false });
     let stderrEnded = false;
     let exit: { code: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;

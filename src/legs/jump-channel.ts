@@ -54,7 +54,7 @@ export class JumpChannel {
     channel.pipe(upstream);
     upstream.pipe(channel, { end: false });
     // Grows only on bytes that left holdfast for the target (written out, not queued here).
-    this.window = windowBudget ? growingWindow(channel, MAX_WINDOW, windowBudget, () => this.bytesUp - upstream.writableLength) : undefined;
+    this.window = windowBudget ? growingWindow(channel, MAX_WINDOW, windowBudget, () => this.bytesUp - upstream.writableLength, () => upstream.writableLength) : undefined;
     upstream.once('end', () => {
       // Flush what is queued on the channel, then send EOF (an empty write's callback runs in order).
       if (!channel.writable) return;

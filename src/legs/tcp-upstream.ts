@@ -53,10 +53,13 @@ export function connectTcp(target: ConnectTarget, signal?: AbortSignal): Promise
       family: net.isIP(target.address),
       allowHalfOpen: true,
       noDelay: true,
-      // Room for what one turn of the event loop relays: ssh2 pushes 32 KiB packets, and with the
-      // default 16 KiB mark every write returned false and the pipe from the channel paused and
-      // resumed once per packet (upload CPU 0.76-0.9 s -> 0.57-0.69 s per 256 MiB).
-      writableHighWaterMark: 256 * 1024,
+      // Room for one socket read's worth of ssh2 packets (64 KiB: two of 32 KiB); with the default
+      // 16 KiB mark every write returned false and the pipe from the channel paused and resumed once
+      // per packet (upload CPU 0.76-0.9 s -> 0.57-0.69 s per 256 MiB). Not more: what waits here is
+      // held on top of the channel's window when the target stops reading (at 256 KiB, 0.25 of the
+      // 2.4 MiB of buffers per stalled channel; 64 KiB: 2.1, and upload CPU alike, 2.1-2.6 s per
+      // 256 MiB through the bench lab either way).
+      writableHighWaterMark: 64 * 1024,
     } as net.NetConnectOpts);
     const fail = (code: string) => {
       cleanup();

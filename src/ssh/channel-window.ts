@@ -72,6 +72,8 @@ export function growingWindow(
   budgets: readonly WindowBudget[],
   /** Bytes the consumer has taken so far (out of holdfast's buffers); undefined = trust the backlog alone. */
   taken?: () => number,
+  /** Bytes the channel's reader has taken but still holds (the target socket's write queue). */
+  queued: () => number = () => 0,
 ): { release(): void; stats(): WindowStats } {
   const ch = channel as unknown as ChannelInternals;
   let target = BASE_WINDOW;
@@ -97,8 +99,11 @@ export function growingWindow(
         if (target > maxTarget) maxTarget = target;
       }
     }
-    const amount = target - window;
-    ch.incoming.window = target;
+    // What holdfast holds for the channel (unread, and queued toward the target) counts against the
+    // window: a top-up never lets window + held pass the target (RSS per stalled channel ~ window).
+    const amount = target - window - ch.readableLength - queued();
+    if (amount <= 0) return;
+    ch.incoming.window += amount;
     ch._client._protocol.channelWindowAdjust(ch.outgoing.id, amount);
     adjustments++;
   };

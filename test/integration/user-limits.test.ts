@@ -1,7 +1,8 @@
 /**
  * Issue 22, item 2: what one user can make holdfast hold is bounded. maxConnectionsPerUser caps the
  * logged-in connections of a user (the one past it is told why); each holds at most maxChannels
- * stalled channels of about 3 MiB. 3 connections x 100 stalled channels for one user, cap 2.
+ * stalled channels of about 2.5 MiB (the 2 MiB window, what waits toward the target, allocator).
+ * 3 connections x 100 stalled channels for one user, cap 2.
  */
 import net from 'node:net';
 import { expect } from 'chai';
@@ -102,7 +103,9 @@ describe('maxConnectionsPerUser: one user cannot make holdfast hold more than th
       const bob = await sshJump(scene.cfg.bob!, 'bob', hf.port, scene.sshd.port, 'echo bob-in');
       console.log(`      ${chans.length} stalled channels for alice (cap 2 connections): RSS ${before.toFixed(0)} -> ${stalled.toFixed(0)} MiB (${((stalled - before) / chans.length).toFixed(2)} MiB a channel); bob: ${bob.stdout.toString().trim()}`);
       expect(chans).to.have.length(200);
-      expect(stalled - before, 'MiB held for one user').to.be.below(200 * 3.5);
+      // 2.49 MiB a channel measured on Node 20 (3.2 before the queue toward the target counted against
+      // the window); the bound leaves room for other V8 lines' heaps.
+      expect(stalled - before, 'MiB held for one user').to.be.below(200 * 3);
       expect(bob.stdout.toString()).to.equal('bob-in\n');
     } finally {
       for (const c of clients) c.end();

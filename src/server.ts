@@ -12,8 +12,8 @@ import { AuthorizedKeysStore } from './ssh/auth.js';
 import { loadOrCreateHostKey } from './ssh/host-keys.js';
 import { certifiedHostKey, certifies, describeHostCertificate, readHostCertificate } from './ssh/host-certificates.js';
 import { CertificateFiles, type CertificateSources } from './ssh/user-ca.js';
-import { createSsh2Server } from './ssh/server-adapter.js';
-import { nativeCryptoAvailable, type Connection, type ParsedKey } from './ssh/ssh2.js';
+import { createSsh2Server, serverAlgorithms } from './ssh/server-adapter.js';
+import { mlkemSource, nativeCryptoAvailable, type Connection, type ParsedKey } from './ssh/ssh2.js';
 import { Session, type SessionContext } from './session.js';
 import { ProxyGate, type Peer } from './ingress/proxy-gate.js';
 import type { EventMap, ReapplyCounts } from './events.js';
@@ -197,6 +197,8 @@ export class HoldfastServer {
       authorizedKeys: c.authorizedKeys,
       routes: c.routes.map((r) => r.name),
       nativeCrypto: nativeCryptoAvailable(),
+      kex: serverAlgorithms().kex,
+      mlkem: mlkemSource(),
       tcpKeepalive: tcpKa === null,
       maxSessions: Number.isFinite(this.fds.maxSessions) ? this.fds.maxSessions : null,
       fdLimit: Number.isFinite(this.fds.limit) ? this.fds.limit : null,

@@ -67,6 +67,8 @@ export class Session implements LiveSession {
   readonly closed: Promise<void>;
   private settle!: () => void;
   private connection: Connection | undefined;
+  /** The key exchange the client's first handshake negotiated (mlkem768x25519-sha256: post-quantum). */
+  private kex: string | undefined;
   private userName: string | undefined;
   private authKey: LoginKey | undefined;
   private authFailures = 0;
@@ -190,6 +192,7 @@ export class Session implements LiveSession {
       // detail (the socket's own handler recorded it). Only SSH protocol faults are 'protocol-error'.
       if (err.level !== 'socket') this.protocolError ??= err.message;
     });
+    conn.once('handshake', (negotiated: { kex: string }) => (this.kex = negotiated.kex));
     conn.on('authentication', (authCtx: AuthContext) => this.authenticate(authCtx));
     conn.on('ready', () => this.ready(conn));
     conn.on('tcpip', (accept, reject, info) => {
@@ -259,7 +262,7 @@ export class Session implements LiveSession {
     const pk = authCtx.method === 'publickey' ? (authCtx as PublicKeyAuthContext) : undefined;
     const t = this.gateway?.target;
     const key = pk ? { keyType: pk.key.algo, fingerprint: fingerprintOf(pk.key.data) } : undefined;
-    const fields = { ...this.who(), method: authCtx.method, ...(t ? { target: t } : {}), ...key };
+    const fields = { ...this.who(), method: authCtx.method, ...(t ? { target: t } : {}), ...key, kex: this.kex ?? null };
     const v = authVerdict(
       { method: authCtx.method, user: this.user, key: pk?.key, hashAlgo: pk?.hashAlgo, signature: pk?.signature, blob: pk?.blob },
       this.ctx.keys(),
@@ -357,7 +360,7 @@ export class Session implements LiveSession {
       this.gateway?.diedReason ??
       (!this.connection ? 'no-handshake' : this.protocolError ? 'protocol-error' : !authenticated && this.authFailures > 0 ? 'auth-failed' : 'peer-closed');
     this.reason = reason;
-    this.detail ??= this.gateway?.diedDetail ?? (reason === 'protocol-error' ? this.protocolError : undefined);
+    this.detail ??= this.gateway?.diedDetail ?? (reason === 'protocol-error' ? this.protocolError : reason === 'peer-closed' && this.connection && !this.kex ? 'the client left during the key exchange' : undefined);
     this.userBudget?.release();
     this.releaseLogin();
     const r = this.registry;
@@ -369,6 +372,7 @@ export class Session implements LiveSession {
       authenticated,
       reason,
       ...(this.detail ? { detail: this.detail } : {}),
+      kex: this.kex ?? null,
       authFailures: this.authFailures,
       ...(this.failureLines.suppressed ? { linesSuppressed: this.failureLines.suppressed } : {}),
       ...(this.channelLines.suppressed ? { channelLinesSuppressed: this.channelLines.suppressed } : {}),

@@ -3,8 +3,10 @@
 # target and bastion), the OpenSSH client, iproute2 (ss, ip netns), nftables and conntrack (kernel
 # middleboxes), Dropbear's client (a second SSH implementation logging in through holdfast),
 # Prometheus (promtool checks the metrics and alert rules; a real server scrapes holdfast), haproxy (a
-# real load balancer sending PROXY protocol to two replicas). Runs as root with apt-get; otherwise it says what is missing and the tests that need
-# it say what they skipped.
+# real load balancer sending PROXY protocol to two replicas), PuTTY's plink and paramiko (more SSH
+# clients), ssh-audit (audits holdfast's algorithm offer), and an OpenSSH 10.0 in a folder of its own
+# (test/fetch-openssh10.sh: post-quantum interop). Runs as root with apt-get; otherwise it says what
+# is missing and the tests that need it say what they skipped.
 set -u
 need=()
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
@@ -16,6 +18,11 @@ command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
 command -v dbclient >/dev/null 2>&1 || need+=(dropbear-bin)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+command -v plink >/dev/null 2>&1 || need+=(putty-tools)
+command -v puttygen >/dev/null 2>&1 || need+=(putty-tools)
+/usr/bin/python3 -c 'import paramiko' >/dev/null 2>&1 || need+=(python3-paramiko)
+command -v ssh-audit >/dev/null 2>&1 || need+=(ssh-audit)
+bash "$(dirname "$0")/fetch-openssh10.sh"
 [ ${#need[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

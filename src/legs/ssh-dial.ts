@@ -54,6 +54,13 @@ export function bastionTarget(u: ResolvedUpstream): SshTarget {
 }
 
 /** Logs in over `sock` when given (a chain's previous hop, or a TCP socket already connected). */
+const negotiated = new WeakMap<object, string>();
+
+/** The key exchange a connection from dialSsh() negotiated (mlkem768x25519-sha256: post-quantum). */
+export function negotiatedKex(client: object): string | null {
+  return negotiated.get(client) ?? null;
+}
+
 export function dialSsh(u: SshTarget, sock: Duplex | undefined, opts: DialOptions): Promise<InstanceType<typeof Client>> {
   return new Promise((resolve, reject) => {
     const who = `${u.role} ${u.name} (${u.host}:${u.port})`;
@@ -79,6 +86,7 @@ export function dialSsh(u: SshTarget, sock: Duplex | undefined, opts: DialOption
     }
     const client = new Client();
     client.once('close', giveBack);
+    client.once('handshake', (n: { kex: string }) => negotiated.set(client, n.kex));
     const fail = (message: string) => {
       client.removeAllListeners('ready');
       client.on('error', () => {});

@@ -23,7 +23,7 @@ import { formatDestination } from '../routing/route-table.js';
 import type { Lookup } from '../routing/resolve-destination.js';
 import type { AddressGuard } from '../routing/guard.js';
 import { connectTcp, ConnectError, describeConnectError } from './tcp-upstream.js';
-import { dialSsh, UpstreamDialError } from './ssh-dial.js';
+import { dialSsh, negotiatedKex, UpstreamDialError } from './ssh-dial.js';
 import { planGateway, recheckGateway, type GatewayRefusalCode, type KeyReach } from '../routing/plan.js';
 
 /** Why the target could not be reached, in words for the user's terminal and the log. */
@@ -154,6 +154,7 @@ export class GatewayUpstream {
       route: route.name,
       upstreamUser,
       auth: g.identity ? 'identity' : 'agent',
+      kex: negotiatedKex(client),
       connectMs: Math.round(performance.now() - began),
       upstreamKeepalive: { layer: 'ssh', policy: describePolicy(policy) },
     });

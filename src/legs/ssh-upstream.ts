@@ -18,7 +18,7 @@ import { PolicySet } from '../keepalive/policy-set.js';
 import { SshLegKeepalive } from '../keepalive/ssh-leg.js';
 import { timeoutReport } from '../keepalive/report.js';
 import { clientProbe, transport } from '../ssh/ping.js';
-import { bastionTarget, dialSsh, UpstreamDialError, type DialOptions } from './ssh-dial.js';
+import { bastionTarget, dialSsh, negotiatedKex, UpstreamDialError, type DialOptions } from './ssh-dial.js';
 import { NO_ROUTE } from '../metrics/declarations.js';
 
 export { UpstreamDialError };
@@ -248,7 +248,7 @@ export class UpstreamPool {
       if (this.cache.peek(key) === p) this.cache.delete(key);
     });
     this.cache.set(key, pooled);
-    this.opts.events.emit('upstream-open', { upstream: key, hops: chain.map((u) => `${u.user}@${u.host}:${u.port}`) });
+    this.opts.events.emit('upstream-open', { upstream: key, hops: chain.map((u) => `${u.user}@${u.host}:${u.port}`), kex: hops.map(negotiatedKex) });
     return pooled;
   }
 

@@ -158,6 +158,7 @@ export class Metrics {
       case 'auth-accepted':
         this.counter('holdfast_auth_attempts_total').inc({ method: method(e.method), result: 'accepted' });
         this.counter('holdfast_sessions_total').inc({ mode: e.target ? 'gateway' : 'jump' });
+        this.counter('holdfast_session_kex_total').inc({ kex: typeof e.kex === 'string' ? e.kex : NO_ROUTE });
         return;
       case 'auth-failed':
         return this.counter('holdfast_auth_attempts_total').inc({ method: method(e.method), result: 'failed' });

@@ -4,7 +4,7 @@
  * here (`npm run docs`; test/unit/docs.test.ts fails when they differ).
  *
  * Labels are only `route`, `leg` (client | upstream), `layer` (ssh | tcp), `reason`, `result`,
- * `mode` (jump | gateway), `method`, `direction` (up | down) and the build's `version`/`node`:
+ * `mode` (jump | gateway), `method`, `direction` (up | down), `kex` (an algorithm name holdfast offers) and the build's `version`/`node`:
  * never a user, an address, a destination or a session id (cardinality, and privacy). A value that
  * is not a route name is `(none)`.
  */
@@ -30,6 +30,7 @@ export const METRICS = {
   holdfast_build_info: { type: 'gauge', help: 'Always 1; the holdfast version and the Node.js version each worker runs.', labels: ['version', 'node'], aggregator: 'max' },
   holdfast_sessions_active: { type: 'gauge', help: 'Authenticated client connections open now, by mode (jump: ssh -J; gateway: user+target logins).', labels: ['mode'] },
   holdfast_sessions_total: { type: 'counter', help: 'Client connections that authenticated, by mode.', labels: ['mode'] },
+  holdfast_session_kex_total: { type: 'counter', help: 'Client connections that authenticated, by the key exchange they negotiated: mlkem768x25519-sha256 is post-quantum, the rest are classical (clients to upgrade).', labels: ['kex'] },
   holdfast_session_closes_total: { type: 'counter', help: 'Client connections closed (authenticated or not), by close reason.', labels: ['reason'] },
   holdfast_channels_active: { type: 'gauge', help: 'Channels relaying now, by the route they run under.', labels: ['route'] },
   holdfast_channels_opened_total: { type: 'counter', help: 'Channel open requests by result: opened, refused (no route, key options, limits; route "(none)"), failed (the upstream leg could not be had).', labels: ['route', 'result'] },

@@ -19,16 +19,37 @@ export function disableBuiltinKeepalive(): void {
 }
 
 /**
- * Algorithms: ssh2's defaults minus diffie-hellman-group-exchange-* (advertised by ssh2 but not
- * implemented server-side: a client that insists on it fails) and minus SHA-1 `ssh-rsa` host-key
- * signatures (OpenSSH >= 8.8 refuses them too).
+ * What holdfast's server offers, best first, reviewed against ssh-audit and OpenSSH 10's defaults
+ * (README "Algorithms"): the post-quantum hybrid first (when ssh2 has ML-KEM: the patch's
+ * lib/protocol/mlkem.js), then curve25519 and OpenSSH's three DH groups (FIPS-mode clients without
+ * curve25519 use those). Not offered: the NIST-curve ECDH (ssh-audit "fail"; every client holdfast is
+ * tested with has curve25519), diffie-hellman-group-exchange-* (advertised by ssh2 but not
+ * implemented server-side: a client that insists on it fails), groups 15 and 17 (OpenSSH offers
+ * neither), SHA-1 and encrypt-and-MAC MACs, and SHA-1 `ssh-rsa` host-key signatures (OpenSSH >= 8.8
+ * refuses them too).
  */
+const SERVER_KEX = [
+  'mlkem768x25519-sha256',
+  'curve25519-sha256',
+  'curve25519-sha256@libssh.org',
+  'diffie-hellman-group16-sha512',
+  'diffie-hellman-group18-sha512',
+  'diffie-hellman-group14-sha256',
+];
+/**
+ * Encrypt-then-MAC SHA-2 only (for the AES-CTR ciphers; GCM and ChaCha20-Poly1305 need no MAC). A
+ * client with neither an AEAD cipher nor an ETM MAC (JSch 0.1.55; Dropbear before 2020.79) cannot log
+ * in: every client holdfast is tested with (OpenSSH 9.2 and 10.0, Dropbear 2022.83, PuTTY 0.78,
+ * paramiko 2.12) has both.
+ */
+const SERVER_MAC = ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com'];
+
 export function serverAlgorithms() {
   return {
-    kex: ssh2Constants.DEFAULT_KEX.filter((k) => !k.startsWith('diffie-hellman-group-exchange')),
+    kex: SERVER_KEX.filter((k) => ssh2Constants.DEFAULT_KEX.includes(k)),
     serverHostKey: ssh2Constants.DEFAULT_SERVER_HOST_KEY.filter((k) => k !== 'ssh-rsa'),
     cipher: [...ssh2Constants.DEFAULT_CIPHER],
-    hmac: [...ssh2Constants.DEFAULT_MAC],
+    hmac: SERVER_MAC.filter((m) => ssh2Constants.DEFAULT_MAC.includes(m)),
   };
 }
 

@@ -26,6 +26,8 @@ export interface SshdPlace {
   readonly netns?: string;
   readonly address?: string;
   readonly port?: number;
+  /** Another sshd binary (an OpenSSH 10 unpacked by test/fetch-openssh10.sh: test/helpers/openssh10.ts). */
+  readonly binary?: string;
 }
 
 export async function startSshd(dir: string, authorizedKeys: string, extra: string[] = [], place: SshdPlace = {}): Promise<Sshd> {
@@ -54,7 +56,8 @@ export async function startSshd(dir: string, authorizedKeys: string, extra: stri
         '',
       ].join('\n'),
     );
-    const cmd = place.netns ? ['ip', 'netns', 'exec', place.netns, SSHD] : [SSHD];
+    const bin = place.binary ?? SSHD;
+    const cmd = place.netns ? ['ip', 'netns', 'exec', place.netns, bin] : [bin];
     const proc = spawn(cmd[0]!, [...cmd.slice(1), '-D', '-e', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout!.on('data', (d) => (out += d));

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import ssh2 from 'ssh2';
-import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { CONFIG_HEAD, makeScene, requireSshd, sshdHostKey, type Scene } from '../helpers/fixture.js';
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { run, writeSshConfig } from '../helpers/ssh.js';
 import { keygen, publicKey } from '../helpers/tmp.js';
@@ -129,5 +129,52 @@ describe('other clients and client settings, through holdfast (ssh2 patch)', fun
         expect(hf.logs.some((l) => l.event === 'channel-open' && l.user === user)).to.equal(true);
       });
     }
+  });
+  /** SHA256 fingerprint of a private key's public half (ssh-keygen reads either). */
+  const fingerprint = (key: string) => execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', key]).toString().split(' ')[1]!;
+
+  describe("PuTTY's plink (-proxycmd through holdfast)", function () {
+    before(function () {
+      if (spawnSync('sh', ['-c', 'command -v plink && command -v puttygen']).status !== 0) {
+        console.log('    SKIPPED: plink/puttygen missing (Debian package putty-tools; test/ensure-system-deps.sh installs it as root)');
+        this.skip();
+      }
+    });
+    it('logs in through holdfast to the target and runs a command', async function () {
+      this.timeout(60_000);
+      const ppk = path.join(scene.dir, 'alice.ppk');
+      execFileSync('puttygen', [scene.keys.alice!, '-O', 'private', '-o', ppk], { stdio: 'ignore' });
+      const hop = `plink -batch -ssh -i ${ppk} -hostkey ${fingerprint(path.join(scene.dir, 'hk', 'key'))} -P ${hf.port} -nc 127.0.0.1:${scene.sshd.port} alice@127.0.0.1`;
+      const r = await run('plink', ['-batch', '-ssh', '-i', ppk, '-hostkey', fingerprint(sshdHostKey(scene)), '-proxycmd', hop, '-P', String(scene.sshd.port), 'root@127.0.0.1', 'echo putty-ok'], { timeoutMs: 30_000 });
+      expect(r.stdout.toString(), r.stderr).to.equal('putty-ok\n');
+      const open = hf.logs.find((l) => l.event === 'auth-accepted' && l.user === 'alice' && typeof l.kex === 'string');
+      expect(open, 'auth-accepted with the key exchange').to.not.equal(undefined);
+    });
+  });
+
+  describe('paramiko (a Transport over a direct-tcpip channel of holdfast)', function () {
+    before(function () {
+      if (spawnSync('/usr/bin/python3', ['-c', 'import paramiko']).status !== 0) {
+        console.log('    SKIPPED: paramiko missing (Debian package python3-paramiko; test/ensure-system-deps.sh installs it as root)');
+        this.skip();
+      }
+    });
+    it('logs in through holdfast to the target and runs a command', async function () {
+      this.timeout(60_000);
+      const script = [
+        'import sys, paramiko',
+        'key = paramiko.Ed25519Key.from_private_key_file(sys.argv[1])',
+        'jump = paramiko.Transport(("127.0.0.1", int(sys.argv[2])))',
+        'jump.connect(username="alice", pkey=key)',
+        'ch = jump.open_channel("direct-tcpip", ("127.0.0.1", int(sys.argv[3])), ("127.0.0.1", 0))',
+        'target = paramiko.Transport(ch)',
+        'target.connect(username="root", pkey=key)',
+        's = target.open_session(); s.exec_command("echo paramiko-ok")',
+        'sys.stdout.write(s.makefile().read().decode()); print(jump.remote_version + " " + jump.get_security_options().kex[0], file=sys.stderr)',
+        'target.close(); jump.close()',
+      ].join('\n');
+      const r = await run('/usr/bin/python3', ['-c', script, scene.keys.alice!, String(hf.port), String(scene.sshd.port)], { timeoutMs: 30_000 });
+      expect(r.stdout.toString(), r.stderr).to.equal('paramiko-ok\n');
+    });
   });
 });

@@ -7,6 +7,7 @@ import type { Lab } from './lab.js';
 import { bulk, idle, latency, setup, sha256, writeRandomFile, type IdleResult, type Path } from './measure.js';
 import { startDelayRelay } from './delay-relay.js';
 import { pairRatios, percentile, stat, type Stat } from './stats.js';
+import { setupPqRows } from './setup-pq.js';
 
 export interface BenchConfig {
   readonly rows: ReadonlySet<string>;
@@ -156,6 +157,8 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
       });
     }
   }
+
+  if (cfg.rows.has('setup')) rows.push(...(await setupPqRows(lab, cfg.setupRuns, log)));
 
   if (cfg.rows.has('latency')) {
     const p50 = { hf: [] as number[], sd: [] as number[] };

@@ -12,6 +12,7 @@ import { AuthorizedKeysStore } from './ssh/auth.js';
 import { loadOrCreateHostKey } from './ssh/host-keys.js';
 import { certifiedHostKey, certifies, describeHostCertificate, readHostCertificate } from './ssh/host-certificates.js';
 import { CertificateFiles, type CertificateSources } from './ssh/user-ca.js';
+import { QueuedBytes } from './queued-bytes.js';
 import { createSsh2Server, serverAlgorithms } from './ssh/server-adapter.js';
 import { mlkemSource, nativeCryptoAvailable, type Connection, type ParsedKey } from './ssh/ssh2.js';
 import { Session, type SessionContext } from './session.js';
@@ -42,6 +43,7 @@ export class HoldfastServer {
   private config: ResolvedConfig;
   private readonly listeners: net.Server[] = [];
   private readonly sessions = new Set<Session>();
+  private readonly queued = new QueuedBytes(() => this.sessions);
   private readonly bySocket = new WeakMap<net.Socket, Session>();
   private ssh2: ReturnType<typeof createSsh2Server> | undefined;
   private keys: AuthorizedKeysStore;
@@ -108,6 +110,7 @@ export class HoldfastServer {
       userWindowBudget: (user) => this.userWindowBudget(user),
       guard: this.guard,
       holdLogin: (user) => this.holdLogin(user),
+      queued: (user) => this.queued.of(user),
     };
   }
 

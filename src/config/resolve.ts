@@ -85,6 +85,10 @@ export interface ResolvedConfig {
   readonly maxChannels: number;
   /** Logged-in connections one user may hold in a worker (Infinity for `none`). */
   readonly maxConnectionsPerUser: number;
+  /** Bytes one user's channels may make a worker hold for targets that do not read (Infinity for `none`). */
+  readonly maxQueuedBytesPerUser: number;
+  /** The same for all users of a worker (`auto` resolved: a quarter of the memory limit, shared by the workers). */
+  readonly maxQueuedBytes: number;
   /** Client connections per worker, or `auto` (planned from RLIMIT_NOFILE: src/fd-budget.ts). */
   readonly maxSessions: number | 'auto';
   /** maxStartups, perSourceMaxStartups, perSourceNetBlockSize (src/startups.ts). */
@@ -267,6 +271,8 @@ export function resolveConfig(
     maxChannels: c.maxChannels,
     maxSessions: c.maxSessions,
     maxConnectionsPerUser: c.maxConnectionsPerUser === 'none' ? Infinity : c.maxConnectionsPerUser,
+    maxQueuedBytesPerUser: c.maxQueuedMiBPerUser === 'none' ? Infinity : c.maxQueuedMiBPerUser * MiB,
+    maxQueuedBytes: queuedBound(c.maxQueuedMiB, c.workers === 'auto' ? os.availableParallelism() : c.workers),
     startups,
     connectTimeoutMs: c.connectTimeout,
     shutdownTimeoutMs: c.shutdownTimeout,
@@ -396,4 +402,20 @@ function resolveAdmin(a: NonNullable<ConfigParsed['admin']>, baseDir: string, pr
     warnings.push(`admin: ${a.address}:${a.port} is reachable from other hosts and has no tokenFile: anyone who reaches it reads /sessions (users, client addresses) and /metrics; set admin.tokenFile, or listen on 127.0.0.1`);
   }
   return { address: a.address, port: a.port, ...(auth ? { auth } : {}) };
+}
+
+const MiB = 1024 * 1024;
+
+/** maxQueuedMiB in bytes: `auto` is a quarter of the memory limit (cgroup v2 memory.max, else RAM) per worker. */
+function queuedBound(v: number | 'auto' | 'none', workers: number): number {
+  if (v === 'none') return Infinity;
+  if (v !== 'auto') return v * MiB;
+  let limit = os.totalmem();
+  try {
+    const max = fs.readFileSync('/sys/fs/cgroup/memory.max', 'utf8').trim();
+    if (/^\d+$/.test(max)) limit = Math.min(limit, Number(max));
+  } catch {
+    // No cgroup v2 limit readable: the machine's memory.
+  }
+  return Math.floor(limit / 4 / Math.max(1, workers));
 }

@@ -255,6 +255,18 @@ export const ConfigSchema = z
       .describe(
         'Logged-in connections one user may hold at once in a worker (`none` = no cap); one more is closed with reason `user-connection-limit` and a line saying why. Each connection may hold `maxChannels` channels, so this bounds what one user can make holdfast buffer. 64 leaves room for pssh (32 at once) and Ansible forks.',
       ),
+    maxQueuedMiBPerUser: z
+      .union([z.number().int().min(1).max(1_000_000), z.literal('none')])
+      .default(512)
+      .describe(
+        "MiB one user's channels may make holdfast hold for targets that are not reading (what waits unread in the channels and queued toward the targets: about 2 MiB per stalled channel), per worker. Past it the user's next channel is refused (`queued-bytes`, resource shortage) with a line saying why; channels already open are not touched. 512 is about 200 stalled channels.",
+      ),
+    maxQueuedMiB: z
+      .union([z.number().int().min(1).max(100_000_000), z.literal('auto'), z.literal('none')])
+      .default('auto')
+      .describe(
+        'The same bound for all users of a worker together. `auto`: a quarter of the memory holdfast may use (the cgroup\'s memory.max, e.g. systemd MemoryMax=, else the machine\'s), shared by the workers.',
+      ),
     maxChannels: z
       .number()
       .int()

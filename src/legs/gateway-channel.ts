@@ -40,6 +40,11 @@ export class GatewayChannel {
   private closed = false;
   private window: ReturnType<typeof growingWindow> | undefined;
 
+  /** What holdfast holds for the target: unread from the client, queued on the target's channel. */
+  get queuedBytes(): number {
+    return (this.ch?.readableLength ?? 0) + (this.up?.writableLength ?? 0);
+  }
+
   constructor(
     readonly info: GatewayChannelInfo,
     session: ServerSession,

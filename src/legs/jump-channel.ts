@@ -87,6 +87,10 @@ export class JumpChannel {
     });
   }
 
+  get queuedBytes(): number {
+    return this.channel.readableLength + this.upstream.writableLength;
+  }
+
   get bytesUp(): number {
     return this.socket ? this.socket.bytesWritten : this.up;
   }

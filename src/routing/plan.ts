@@ -17,7 +17,7 @@ import { findRoute, formatDestination } from './route-table.js';
 import type { AddressGuard } from './guard.js';
 import { canonicalDestination, resolveAndRoute, type Canonical, type Lookup } from './resolve-destination.js';
 
-export type RefusalCode = 'invalid-destination' | 'port-forwarding-disabled' | 'permitopen' | 'max-channels' | 'no-route' | 'unresolved' | 'admin-port';
+export type RefusalCode = 'invalid-destination' | 'port-forwarding-disabled' | 'permitopen' | 'max-channels' | 'queued-bytes' | 'no-route' | 'unresolved' | 'admin-port';
 
 /** The refusals a gateway login can get (planGateway). */
 export type GatewayRefusalCode = Extract<RefusalCode, 'invalid-destination' | 'permitopen' | 'no-route' | 'unresolved' | 'admin-port'>;
@@ -70,6 +70,8 @@ export interface ChannelRequest {
   readonly key: KeyReach;
   /** Channels the connection holds now (open, being opened, refused session channels). */
   readonly openChannels: number;
+  /** Bytes held for targets that are not reading, by the user's channels and by all (undefined: not checked). */
+  readonly queued?: { readonly user: number; readonly process: number } | undefined;
   /** The connection is a gateway login: its channels go through the gateway leg. */
   readonly gatewayLogin: boolean;
 }
@@ -127,6 +129,15 @@ export function checkDestination(req: ChannelRequest, config: ResolvedConfig): R
   if (byKey) return byKey;
   if (req.openChannels >= config.maxChannels) {
     return refusal('max-channels', dst, `maxChannels ${config.maxChannels} reached`, `too many open channels (limit ${config.maxChannels})`, 'resource-shortage');
+  }
+  const q = req.queued;
+  if (q && q.user >= config.maxQueuedBytesPerUser) {
+    const held = `holdfast holds ${mib(q.user)} MiB for ${req.user}'s targets that are not reading (maxQueuedMiBPerUser ${mib(config.maxQueuedBytesPerUser)})`;
+    return refusal('queued-bytes', dst, held, `${held}: close the channels whose target is stuck`, 'resource-shortage');
+  }
+  if (q && q.process >= config.maxQueuedBytes) {
+    const held = `holdfast holds ${mib(q.process)} MiB for targets that are not reading (maxQueuedMiB ${mib(config.maxQueuedBytes)})`;
+    return refusal('queued-bytes', dst, held, `${held}: try again later`, 'resource-shortage');
   }
   return { kind: 'checked', dst, canonical: { host: asked.host, kind: asked.kind, port: asked.port } };
 }
@@ -214,3 +225,5 @@ export function recheckGateway(
   if (decision.route) return { kind: 'route', route: decision.route };
   return refusal('no-route', dst, `no gateway route allows it any more (${missesText(decision.misses, 'no gateway routes left')})`, `no gateway route allows ${user} to reach ${dst} any more`);
 }
+
+const mib = (bytes: number): number => Math.round(bytes / (1024 * 1024));

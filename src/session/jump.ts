@@ -43,7 +43,7 @@ export async function openJump(
   const release = s.registry.hold('pending');
   try {
     const plan = await planChannel(
-      { user: s.user, host: info.destIP, port: info.destPort, key: s.key.options, openChannels: held, gatewayLogin: gateway.login },
+      { user: s.user, host: info.destIP, port: info.destPort, key: s.key.options, openChannels: held, gatewayLogin: gateway.login, queued: s.ctx.queued(s.user) },
       { config, lookup: s.ctx.lookup, guard: s.ctx.guard },
     );
     if (plan.kind === 'refused') return refuse(s, reject, plan);

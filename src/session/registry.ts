@@ -18,6 +18,8 @@ export interface Relay {
   readonly openedAt: number;
   readonly bytesUp: number;
   readonly bytesDown: number;
+  /** Bytes holdfast holds for the target: unread in the client's channel and queued toward the target. */
+  readonly queuedBytes: number;
 }
 
 export interface ChannelRecord {
@@ -69,6 +71,13 @@ export class ChannelRegistry {
    * A channel being opened (`pending`: route lookup, connect) or a refused session channel the client
    * has not closed yet: held against maxChannels until the returned function is called (idempotent).
    */
+  /** What the channels hold for their targets (maxQueuedMiBPerUser, maxQueuedMiB). */
+  queuedBytes(): number {
+    let n = 0;
+    for (const rec of this.records.keys()) n += rec.relay.queuedBytes;
+    return n;
+  }
+
   hold(kind: 'pending' | 'refused-session'): () => void {
     const field = kind === 'pending' ? 'pending' : 'refusedSessions';
     this[field]++;

@@ -3,6 +3,7 @@
  * The session (src/session.ts) owns the lifecycle; the parts decide and relay, and end it only
  * through close().
  */
+import type { Queued } from '../queued-bytes.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { SessionCloseReason } from '../close-reasons.js';
 import type { EventMap, EventName, Events, Who } from '../events.js';
@@ -33,6 +34,8 @@ export interface SessionContext {
   readonly guard: AddressGuard;
   /** A login of `user` (maxConnectionsPerUser): its release, or how many the user holds already. */
   readonly holdLogin: (user: string) => (() => void) | { readonly held: number; readonly max: number };
+  /** Bytes held for targets that are not reading: by this user's channels, and by all (src/queued-bytes.ts). */
+  readonly queued: (user: string) => Queued;
 }
 
 export interface SessionScope {

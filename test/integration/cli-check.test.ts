@@ -45,7 +45,7 @@ describe('holdfast check', function () {
       what: 'an unknown top-level key',
       yaml: 'authorizedKeys: ak/%u\nlisten_port: 22\nroutes: []\n',
       lines: [
-        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys, hostCertificates, loginGraceTime, maxAuthTries, maxStartups, perSourceMaxStartups, perSourceNetBlockSize, maxSessions, maxConnectionsPerUser, maxChannels, connectTimeout, shutdownTimeout, drainTimeout, workerStartTimeout, workers, idleTimeout, admin, logLevel, keepalive, upstreams, upstreamPool, routes)',
+        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys, hostCertificates, loginGraceTime, maxAuthTries, maxStartups, perSourceMaxStartups, perSourceNetBlockSize, maxSessions, maxConnectionsPerUser, maxQueuedMiBPerUser, maxQueuedMiB, maxChannels, connectTimeout, shutdownTimeout, drainTimeout, workerStartTimeout, workers, idleTimeout, admin, logLevel, keepalive, upstreams, upstreamPool, routes)',
       ],
     },
     {

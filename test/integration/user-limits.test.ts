@@ -116,4 +116,30 @@ describe('maxConnectionsPerUser: one user cannot make holdfast hold more than th
     expect(again.stdout.toString()).to.equal('alice-again\n');
     console.log(`      after alice disconnected: RSS ${rssMiB(hf.pid).toFixed(0)} MiB`);
   });
+  it("maxQueuedMiBPerUser: past what one user's stalled channels hold, their next channel is refused with why; another user's opens", async function () {
+    this.timeout(90_000);
+    const hf2 = await startHoldfast(scene.dir, `${CONFIG_HEAD}maxQueuedMiBPerUser: 32\nroutes:\n  - name: local\n    to: ["127.0.0.1:*"]\n`);
+    const [bob, alice] = [await login(hf2.port, 'bob', scene.keys.bob!), await login(hf2.port, 'alice', scene.keys.alice!)];
+    const open = (c: Client) => new Promise<import('ssh2').ClientChannel>((res, rej) => c.forwardOut('127.0.0.1', 0, '127.0.0.1', sink.port, (e, ch) => (e ? rej(e) : res(ch))));
+    try {
+      const before = rssMiB(hf2.pid);
+      const chans = await Promise.all(Array.from({ length: 24 }, () => open(bob)));
+      for (const ch of chans) ch.write(Buffer.alloc(8 * MiB, 1));
+      await windowsSettled(chans, 3000);
+      // Held: about 2 MiB a channel, 24 channels, past the 32 MiB bound (the sum is at most 1 s old).
+      await new Promise((r) => setTimeout(r, 1100));
+      const err = await open(bob).then(() => 'opened', (e: Error) => e.message);
+      const refused = await hf2.waitForLog((l) => l.event === 'channel-refused' && l.code === 'queued-bytes');
+      console.log(`      24 stalled channels: RSS ${before.toFixed(0)} -> ${rssMiB(hf2.pid).toFixed(0)} MiB; bob's next channel: ${err}`);
+      expect(err).to.match(/^\(SSH\) Channel open failure: holdfast holds \d+ MiB for bob's targets that are not reading \(maxQueuedMiBPerUser 32\): close the channels whose target is stuck$/);
+      expect(refused).to.include({ user: 'bob' });
+      // Another user is not bob's bound.
+      const mine = await open(alice);
+      mine.close();
+    } finally {
+      bob.end();
+      alice.end();
+      await hf2.stop();
+    }
+  });
 });

@@ -31,6 +31,8 @@ describe('channel plan (src/routing/plan.ts)', function () {
     config = loadConfigText(
       `authorizedKeys: ak/%u
 maxChannels: 3
+maxQueuedMiBPerUser: 64
+maxQueuedMiB: 256
 upstreams:
   b1: { host: 10.9.0.1, user: root, identity: bastion_key, knownHosts: known_hosts }
 routes:
@@ -87,6 +89,20 @@ routes:
       const r = await planChannel(req('db1.internal', 5432, { openChannels: 3 }), env);
       expect(r).to.include({ code: 'max-channels', failure: 'resource-shortage', told: 'too many open channels (limit 3)' });
       expect(lookups).to.deep.equal([]);
+    });
+    it("queued-bytes: resource-shortage past the user's bound, then past the process's, before any lookup", async function () {
+      lookups.length = 0;
+      const MiB = 1024 * 1024;
+      const mine = await planChannel(req('db1.internal', 5432, { queued: { user: 64 * MiB, process: 64 * MiB } }), env);
+      expect(mine).to.include({
+        code: 'queued-bytes',
+        failure: 'resource-shortage',
+        told: "holdfast holds 64 MiB for alice's targets that are not reading (maxQueuedMiBPerUser 64): close the channels whose target is stuck",
+      });
+      const all = await planChannel(req('db1.internal', 5432, { queued: { user: 1 * MiB, process: 300 * MiB } }), env);
+      expect(all).to.include({ code: 'queued-bytes', told: 'holdfast holds 300 MiB for targets that are not reading (maxQueuedMiB 256): try again later' });
+      expect(lookups).to.deep.equal([]);
+      expect(await planChannel(req('db1.internal', 5432, { queued: { user: 63 * MiB, process: 255 * MiB } }), env)).to.include({ kind: 'tcp' });
     });
     it('no-route: prohibited, each route saying why', async function () {
       const r = await planChannel(req('secret.lab', 22, { user: 'bob' }), env);

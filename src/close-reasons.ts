@@ -6,9 +6,10 @@
  *
  * Scopes: `session` a client connection; `channel` an `ssh -J` channel and its upstream leg;
  * `bastion` a pooled SSH connection to a `via` bastion; `gateway` gateway mode's SSH leg to the
- * target; `gateway-channel` a session channel relayed to the target.
+ * target; `gateway-channel` a session channel relayed to the target; `resumable` a resumable client
+ * leg (`holdfast connect`) and its target connection.
  */
-export type Scope = 'session' | 'channel' | 'bastion' | 'gateway' | 'gateway-channel';
+export type Scope = 'session' | 'channel' | 'bastion' | 'gateway' | 'gateway-channel' | 'resumable';
 
 interface ReasonSpec {
   readonly scopes: readonly Scope[];
@@ -22,20 +23,21 @@ export const CLOSE_REASONS = {
   'auth-failed': { scopes: ['session'], meaning: '`maxAuthTries` failed attempts, or the client gave up after failing' },
   'user-connection-limit': { scopes: ['session'], meaning: 'the user already held `maxConnectionsPerUser` logged-in connections in this worker' },
   'protocol-error': { scopes: ['session'], meaning: "the client broke the SSH protocol (ssh2's message is the `detail`)" },
-  shutdown: { scopes: ['session', 'channel', 'bastion', 'gateway'], meaning: 'holdfast is stopping (SIGTERM); the user\'s ssh prints "the jump host is shutting down"' },
+  shutdown: { scopes: ['session', 'channel', 'bastion', 'gateway', 'resumable'], meaning: 'holdfast is stopping (SIGTERM); the user\'s ssh prints "the jump host is shutting down"' },
   'client-keepalive-timeout': { scopes: ['session', 'channel', 'gateway'], meaning: 'the client leg answered no keepalive for `interval × (countMax + 1)`' },
   'upstream-keepalive-timeout': { scopes: ['session', 'channel', 'bastion', 'gateway'], meaning: 'the upstream leg (TCP keepalive, or keepalive@openssh.com on an SSH leg) answered nothing for its bound' },
   'upstream-closed': { scopes: ['session', 'channel', 'bastion', 'gateway'], meaning: 'the target or bastion closed its side in order' },
-  'upstream-error': { scopes: ['session', 'channel', 'bastion', 'gateway'], meaning: 'the upstream leg failed (reset, unreachable; the error is the `detail`)' },
+  'upstream-error': { scopes: ['session', 'channel', 'bastion', 'gateway', 'resumable'], meaning: 'the upstream leg failed (reset, unreachable; the error is the `detail`)' },
   'upstream-idle': { scopes: ['channel', 'bastion'], meaning: 'a pooled bastion connection had no channel for `upstreamPool.idleTimeout`' },
   'upstream-evicted': { scopes: ['channel', 'bastion'], meaning: 'a pooled bastion connection was evicted (more than `upstreamPool.max` chains)' },
   'session-closed': { scopes: ['channel', 'gateway', 'gateway-channel'], meaning: 'the client connection ended, so everything on it did' },
-  done: { scopes: ['gateway-channel'], meaning: "the target's command or shell ended; its exit status was relayed" },
+  done: { scopes: ['gateway-channel', 'resumable'], meaning: "the target's command or shell ended; its exit status was relayed (resumable: both directions ended and the helper had every byte)" },
+  'detach-timeout': { scopes: ['resumable'], meaning: 'a resumable leg stayed detached (no `holdfast connect` transport) for `resume.detachTimeout`: its target connection is closed' },
   'client-closed': { scopes: ['gateway-channel'], meaning: 'the user closed the session channel' },
   'target-refused': { scopes: ['gateway-channel'], meaning: 'the target refused the shell, command or subsystem (the user sees why)' },
   'upstream-gone': { scopes: ['gateway-channel'], meaning: 'the gateway leg died; the user saw one line saying why' },
   'access-revoked': {
-    scopes: ['session', 'channel', 'gateway', 'gateway-channel'],
+    scopes: ['session', 'channel', 'gateway', 'gateway-channel', 'resumable'],
     meaning: "a reload (SIGHUP) took the access away: the key left authorized_keys, its expiry-time passed or its from= no longer matches (the session ends), or no route allows the channel's destination any more (that channel ends); the `detail` says what changed",
   },
   'idle-timeout': {
@@ -54,6 +56,7 @@ export type ChannelCloseReason = ReasonIn<'channel'>;
 export type BastionCloseReason = ReasonIn<'bastion'>;
 export type GatewayCloseReason = ReasonIn<'gateway'>;
 export type GatewayChannelCloseReason = ReasonIn<'gateway-channel'>;
+export type ResumableCloseReason = ReasonIn<'resumable'>;
 
 /** Reasons a session passes on to everything on it; any other close is "session-closed" for them. */
 const PASSED_ON = ['shutdown', 'client-keepalive-timeout', 'access-revoked', 'session-time-limit'] as const;
@@ -85,6 +88,7 @@ const SCOPE_NAMES: Record<Scope, string> = {
   bastion: 'bastion',
   gateway: 'gateway leg',
   'gateway-channel': 'gateway channel',
+  resumable: 'resumable leg (`holdfast connect`)',
 };
 
 export function reasonTable(): string {

@@ -12,6 +12,7 @@ import { AuthorizedKeysStore } from './ssh/auth.js';
 import { loadOrCreateHostKey } from './ssh/host-keys.js';
 import { certifiedHostKey, certifies, describeHostCertificate, readHostCertificate } from './ssh/host-certificates.js';
 import { CertificateFiles, type CertificateSources } from './ssh/user-ca.js';
+import { ResumeRegistry } from './resume/registry.js';
 import { QueuedBytes } from './queued-bytes.js';
 import { createSsh2Server, serverAlgorithms } from './ssh/server-adapter.js';
 import { mlkemSource, nativeCryptoAvailable, type Connection, type ParsedKey } from './ssh/ssh2.js';
@@ -44,6 +45,8 @@ export class HoldfastServer {
   private readonly listeners: net.Server[] = [];
   private readonly sessions = new Set<Session>();
   private readonly queued = new QueuedBytes(() => this.sessions);
+  /** Resumable sessions (`holdfast connect`): they outlive the connection that opened them. */
+  private readonly resumes = new ResumeRegistry();
   private readonly bySocket = new WeakMap<net.Socket, Session>();
   private ssh2: ReturnType<typeof createSsh2Server> | undefined;
   private keys: AuthorizedKeysStore;
@@ -111,6 +114,7 @@ export class HoldfastServer {
       guard: this.guard,
       holdLogin: (user) => this.holdLogin(user),
       queued: (user) => this.queued.of(user),
+      resumes: this.resumes,
     };
   }
 
@@ -450,6 +454,8 @@ export class HoldfastServer {
       const timeoutMs = this.config.shutdownTimeoutMs;
       this.events.emit('shutdown-begin', { sessions: this.sessions.size, timeoutMs });
       this.closeListeners();
+      // Resumable sessions end with the process (no transport could come back to it).
+      for (const e of this.resumes.all()) e.leg.close('shutdown');
       for (const s of this.sessions) s.close(reason);
       await within(this.allClosed(), timeoutMs);
       for (const s of [...this.sessions]) s.destroy(reason);

@@ -1,5 +1,5 @@
 /**
- * holdfast's command line: serve, check, explain, sessions, schema. Exit codes: 0 ok, 1 runtime failure (e.g. cannot
+ * holdfast's command line: serve, check, explain, sessions, connect, schema. Exit codes: 0 ok, 1 runtime failure (e.g. cannot
  * listen), 64 usage, 70 internal error, 78 config error (systemd's RestartPreventExitStatus).
  */
 import yargs from 'yargs';
@@ -12,6 +12,7 @@ import { VERSION } from '../version.js';
 import net from 'node:net';
 import os from 'node:os';
 import { summarizeConfig } from './summary.js';
+import { connectCommand, runConnect } from './connect.js';
 import { explain } from './explain.js';
 import { runSessions } from './sessions.js';
 import { parseTarget } from '../routing/destination.js';
@@ -112,13 +113,16 @@ export async function main(args: string[]): Promise<number> {
         chosen = () => runSessions({ admin: argv.admin, tokenFile: argv['token-file'], json: argv.json, load: () => tryLoad(configFile(argv)) });
       },
     )
+    .command(connectCommand.command, connectCommand.describe, connectCommand.builder, (argv) => {
+      chosen = () => runConnect(connectCommand.args(argv));
+    })
     .command('schema', 'Print the config JSON Schema (for editors)', {}, () => {
       chosen = () => {
         process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
         return EXIT_OK;
       };
     })
-    .demandCommand(1, 'Name a command: serve, check, explain, sessions or schema.')
+    .demandCommand(1, 'Name a command: serve, check, explain, sessions, connect or schema.')
     .strict()
     .version(VERSION)
     .help()

@@ -57,6 +57,8 @@ export interface ResolvedRoute extends RouteRule {
   readonly idleTimeoutMs: number;
   /** Absolute limit on a connection with a channel on this route (0 = none). */
   readonly maxSessionTimeMs: number;
+  /** Resumable sessions on this route (the top-level `resume` with the route's overrides). */
+  readonly resume: { readonly detachTimeoutMs: number; readonly sameSource: boolean };
 }
 
 /** One listener; with `proxyProtocol`, connections come from these balancers with a PROXY header. */
@@ -89,6 +91,8 @@ export interface ResolvedConfig {
   readonly maxQueuedBytesPerUser: number;
   /** The same for all users of a worker (`auto` resolved: a quarter of the memory limit, shared by the workers). */
   readonly maxQueuedBytes: number;
+  /** Resumable client legs: each direction's replay buffer, and how many one user may have detached. */
+  readonly resume: { readonly bufferBytes: number; readonly maxDetachedPerUser: number };
   /** Client connections per worker, or `auto` (planned from RLIMIT_NOFILE: src/fd-budget.ts). */
   readonly maxSessions: number | 'auto';
   /** maxStartups, perSourceMaxStartups, perSourceNetBlockSize (src/startups.ts). */
@@ -257,6 +261,7 @@ export function resolveConfig(
     },
     idleTimeoutMs: r.idleTimeout ?? c.idleTimeout,
     maxSessionTimeMs: r.maxSessionTime ?? 0,
+    resume: { detachTimeoutMs: r.resume?.detachTimeout ?? c.resume.detachTimeout, sameSource: r.resume?.sameSource ?? c.resume.sameSource },
   }));
 
   const config: ResolvedConfig = {
@@ -271,6 +276,7 @@ export function resolveConfig(
     maxChannels: c.maxChannels,
     maxSessions: c.maxSessions,
     maxConnectionsPerUser: c.maxConnectionsPerUser === 'none' ? Infinity : c.maxConnectionsPerUser,
+    resume: { bufferBytes: c.resume.bufferMiB * MiB, maxDetachedPerUser: c.resume.maxDetachedPerUser },
     maxQueuedBytesPerUser: c.maxQueuedMiBPerUser === 'none' ? Infinity : c.maxQueuedMiBPerUser * MiB,
     maxQueuedBytes: queuedBound(c.maxQueuedMiB, c.workers === 'auto' ? os.availableParallelism() : c.workers),
     startups,

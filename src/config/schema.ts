@@ -135,6 +135,18 @@ export const GatewaySchema = z
     'Gateway mode: holdfast terminates the user\'s SSH (`ssh -p PORT user+target[+port]@holdfast`) and opens its own SSH connection to the target. Such a route serves only gateway logins, never `ssh -J`.',
   );
 
+const resumeFields = {
+  detachTimeout: duration(
+    'How long a resumable session (`holdfast connect`) whose transport died keeps its target connection, reading into its buffer, waiting for the helper to come back; then it is closed (`detach-timeout`). 10m covers a laptop lid closed for a meeting hand-over, a VPN or Wi-Fi reconnect and an LTE hand-off; the target sshd\'s own ClientAlive* may end it sooner.',
+  ),
+  sameSource: z.boolean().describe('true: a resume must come from the address the session came from (no roaming); default false, and a new address is logged with the old one.'),
+};
+
+/** `resume` under a route: any field overrides the top-level one. */
+const ResumeOverrideSchema = z
+  .strictObject({ detachTimeout: resumeFields.detachTimeout.optional(), sameSource: resumeFields.sameSource.optional() })
+  .describe('Resumable sessions (`holdfast connect`) on this route; unset fields fall back to the top-level `resume`.');
+
 export const RouteSchema = z.strictObject({
   name: z.string().min(1).describe('Name used in logs and `holdfast explain`.'),
   users: z
@@ -165,6 +177,7 @@ export const RouteSchema = z.strictObject({
   idleTimeout: duration(
     'Close a channel on this route after this long with no channel data either way (keepalive traffic does not count); 0 = off. Default: the top-level idleTimeout.',
   ).optional(),
+  resume: ResumeOverrideSchema.optional(),
   maxSessionTime: duration(
     'Close a connection with a channel on this route once it is this old (reason session-time-limit), however busy; 0 or unset = no limit. In gateway mode the user is warned 60 s before (at half the limit when shorter).',
   ).optional(),
@@ -310,6 +323,27 @@ export const ConfigSchema = z
       .describe(
         'HTTP admin listener, off unless configured: GET /metrics (Prometheus), /healthz (200 while accepting, 503 while shutting down) and /sessions (JSON, what `holdfast sessions` shows). Served by the main process for every worker; never reachable through holdfast\'s own forwarding. A change needs a restart.',
       ),
+    resume: z
+      .strictObject({
+        detachTimeout: durationDefault(resumeFields.detachTimeout.description!, '10m'),
+        sameSource: resumeFields.sameSource.default(false),
+        bufferMiB: z
+          .number()
+          .int()
+          .min(1)
+          .max(1024)
+          .default(4)
+          .describe('MiB a resumable session keeps for each direction until the other side acknowledges it (what a resume replays). When full, that side stops reading (back-pressure), it never drops a byte.'),
+        maxDetachedPerUser: z
+          .number()
+          .int()
+          .min(1)
+          .max(100_000)
+          .default(16)
+          .describe('Resumable sessions one user may have detached at once, per worker; one more detaching closes the oldest detached one.'),
+      })
+      .prefault({})
+      .describe('Resumable client legs (`holdfast connect`, the `holdfast-resume` subsystem): the session survives the client\'s network going away.'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Least severe level logged.'),
     keepalive: z
       .strictObject({

@@ -6,6 +6,8 @@
  */
 import type { ServerChannel } from '../ssh/ssh2.js';
 import type { SessionScope } from './scope.js';
+import { resumeSubsystem } from './resume-subsystem.js';
+import { RESUME_SUBSYSTEM } from '../resume/frames.js';
 
 export function refuseSession(s: SessionScope, accept: () => unknown, why?: string): void {
   const session = accept() as (NodeJS.EventEmitter & Record<string, unknown>) | undefined;
@@ -20,9 +22,14 @@ export function refuseSession(s: SessionScope, accept: () => unknown, why?: stri
   session.on('pty', answer);
   session.on('env', answer);
   session.on('window-change', answer);
+  let logged = false;
   const refuse = (acceptReq?: () => unknown) => {
     // accept() synchronously (ssh2 drops data before accept), then one line on stderr and exit 1.
     const ch = acceptReq?.() as ServerChannel | undefined;
+    if (!logged) {
+      logged = true;
+      s.failure('session-channel-refused', { ...s.who(), ...(why ? { why: why.replace(/^holdfast: |\r\n$/g, '') } : {}) });
+    }
     if (!ch) return;
     ch.stderr.write(message);
     ch.exit(1);
@@ -30,8 +37,11 @@ export function refuseSession(s: SessionScope, accept: () => unknown, why?: stri
   };
   session.on('shell', refuse);
   session.on('exec', refuse);
-  session.on('subsystem', refuse);
-  s.failure('session-channel-refused', { ...s.who(), ...(why ? { why: why.replace(/^holdfast: |\r\n$/g, '') } : {}) });
+  session.on('subsystem', (acceptReq: () => unknown, _reject: () => void, info: { name: string }) => {
+    // The transport of `holdfast connect` (a jump login, not a gateway one: that one has a why).
+    if (info.name === RESUME_SUBSYSTEM && !why) return resumeSubsystem(s, acceptReq as () => ServerChannel | undefined);
+    refuse(acceptReq);
+  });
 }
 
 export interface ForwardRequest {

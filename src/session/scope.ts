@@ -3,6 +3,7 @@
  * The session (src/session.ts) owns the lifecycle; the parts decide and relay, and end it only
  * through close().
  */
+import type { ResumeRegistry } from '../resume/registry.js';
 import type { Queued } from '../queued-bytes.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { SessionCloseReason } from '../close-reasons.js';
@@ -36,6 +37,8 @@ export interface SessionContext {
   readonly holdLogin: (user: string) => (() => void) | { readonly held: number; readonly max: number };
   /** Bytes held for targets that are not reading: by this user's channels, and by all (src/queued-bytes.ts). */
   readonly queued: (user: string) => Queued;
+  /** The worker's resumable sessions (`holdfast connect`). */
+  readonly resumes: ResumeRegistry;
 }
 
 export interface SessionScope {
@@ -51,6 +54,9 @@ export interface SessionScope {
   readonly closing: boolean;
   /** The port the client connected to (for "use it with -J" hints). */
   readonly localPort: number;
+  /** The client's address (unmapped IPv4), for `resume.sameSource`. */
+  readonly clientIp: string;
+  readonly src: string;
   who(): Who;
   /** A client-caused warn line, within the connection's line budget (src/session.ts). */
   failure<K extends EventName>(event: K, fields: EventMap[K]): void;

@@ -4,6 +4,7 @@
  * intact (and a wrong hash is caught), the sessions are counted, both jump hosts really carried the
  * traffic, and every row of the table is there with figures for holdfast and sshd.
  */
+import { openssh10 } from '../helpers/openssh10.js';
 import path from 'node:path';
 import { expect } from 'chai';
 import { requireSshd } from '../helpers/fixture.js';
@@ -72,7 +73,8 @@ describe('npm run bench: the benchmark itself, on a tiny size', function () {
     };
     const result = await runBench(lab, cfg, () => {});
     const ids = result.rows.map((r) => r.id);
-    expect(ids).to.deep.equal(['bulk-up', 'bulk-down', 'bulk-workers', 'setup', 'setup-cert', 'latency-p50', 'latency-p99', 'idle-rss-6', 'idle-cpu-6', 'lfn-jump', 'lfn-gateway']);
+    // setup-pq needs the OpenSSH 10 test setup unpacks (test/fetch-openssh10.sh); without it the row is left out.
+    expect(ids).to.deep.equal(['bulk-up', 'bulk-down', 'bulk-workers', 'setup', 'setup-cert', ...(openssh10() ? ['setup-pq'] : []), 'latency-p50', 'latency-p99', 'idle-rss-6', 'idle-cpu-6', 'lfn-jump', 'lfn-gateway']);
     for (const r of result.rows) {
       expect(r.holdfast.median, `${r.id} holdfast`).to.be.a('number').and.not.NaN;
       expect(r.sshd.median, `${r.id} sshd`).to.be.a('number').and.not.NaN;

@@ -1,0 +1,155 @@
+/**
+ * Issue 23: `holdfast connect`, the ProxyCommand helper with a resumable client leg, with the real
+ * OpenSSH client and sshd on loopback: output and exit status through it; transfers that survive
+ * their transport being SIGKILLed again and again (hash equal, bytes replayed); a resume needs this
+ * user's login and the secret; the detach timeout closes the target connection; the helper gives up
+ * with one line; a refused destination reads as it does with ssh -J.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
+import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
+import { run } from '../helpers/ssh.js';
+import { waitFor } from '../helpers/wait.js';
+import { helperProcs, proxyCommand, rawTransport } from '../helpers/resume.js';
+import { FRAME } from '../../src/resume/frames.js';
+import { spawn } from 'node:child_process';
+import { tcpConnectionsTo } from '../helpers/proc.js';
+
+const MiB = 1024 * 1024;
+
+describe('holdfast connect: a resumable client leg', function () {
+  let scene: Scene;
+  let hf: Holdfast;
+  let file: string;
+  let hash: string;
+
+  before(async function () {
+    this.timeout(60_000);
+    requireSshd(this);
+    scene = await makeScene(['alice', 'bob'], {}, ['ListenAddress 127.0.0.2:$PORT']);
+    scene.authorizeOwn('alice', 'bob');
+    file = path.join(scene.dir, 'data.bin');
+    const data = crypto.randomBytes(64 * MiB);
+    fs.writeFileSync(file, data);
+    hash = crypto.createHash('sha256').update(data).digest('hex');
+    hf = await startHoldfast(
+      scene.dir,
+      `${CONFIG_HEAD}workers: 1
+resume: { detachTimeout: 20s }
+routes:
+  - name: t
+    to: ["127.0.0.1:${scene.sshd.port}"]
+  - name: short
+    to: ["127.0.0.2:${scene.sshd.port}"]
+    resume: { detachTimeout: 2s }
+`,
+    );
+  });
+
+  after(async function () {
+    await hf?.stop();
+    await scene?.stop();
+  });
+
+  const sshVia = (cmd: string, opts: Parameters<typeof run>[2] = {}, target = '127.0.0.1', user = 'alice') =>
+    run('ssh', ['-F', scene.cfg[user]!, '-o', proxyCommand(scene.cfg[user]!, user, hf.port, '--heartbeat 500'), '-p', String(scene.sshd.port), `root@${target}`, cmd], { timeoutMs: 120_000, ...opts });
+
+  it("a command's output and exit status come through; the session ends with it (done)", async function () {
+    this.timeout(30_000);
+    const r = await sshVia('echo through-connect; exit 3');
+    expect(r.stdout.toString(), r.stderr).to.equal('through-connect\n');
+    expect(r.code).to.equal(3);
+    const open = await hf.waitForLog((l) => l.event === 'resume-open');
+    const closed = await hf.waitForLog((l) => l.event === 'resume-close' && l.resumable === open.resumable);
+    expect(closed.reason).to.equal('done');
+  });
+
+  for (const dir of ['upload', 'download'] as const) {
+    it(`a 64 MiB ${dir} whose transport ssh is SIGKILLed 20 times: SHA-256 equal, bytes replayed`, async function () {
+      this.timeout(180_000);
+      const before = hf.logs.length;
+      const user = spawn('ssh', ['-F', scene.cfg.alice!, '-o', proxyCommand(scene.cfg.alice!, 'alice', hf.port, '--heartbeat 500 -q'), '-p', String(scene.sshd.port), 'root@127.0.0.1', dir === 'upload' ? 'sha256sum' : `cat ${file}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const got = crypto.createHash('sha256');
+      let out = '';
+      let err = '';
+      user.stdout.on('data', (d: Buffer) => (dir === 'upload' ? (out += d) : got.update(d)));
+      user.stderr.on('data', (d) => (err += d));
+      if (dir === 'upload') fs.createReadStream(file).pipe(user.stdin);
+      const exited = new Promise<number | null>((r) => user.once('close', r));
+      let kills = 0;
+      let lastTransport = 0;
+      for (let i = 0; i < 1000 && kills < 20 && user.exitCode === null; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const t = helperProcs(user.pid!).transport;
+        // Each kill hits a transport that has resumed (a new pid) and carried bytes for a moment.
+        if (t && t !== lastTransport && hf.logs.slice(before).filter((l) => l.event === 'session-resumed' || l.event === 'resume-open').length > kills) {
+          await new Promise((r) => setTimeout(r, 60));
+          try {
+            process.kill(t, 'SIGKILL');
+            kills++;
+            lastTransport = t;
+          } catch {
+            /* gone already */
+          }
+        }
+      }
+      const code = await exited;
+      const resumed = hf.logs.slice(before).filter((l) => l.event === 'session-resumed');
+      const replayed = resumed.reduce((n, l) => n + Number(l.replayedDown) + Number(l.replayedUp), 0);
+      console.log(`      ${dir}: ${kills} transports killed, ${resumed.length} resumes, ${replayed} bytes replayed, exit ${code}`);
+      expect(code, err).to.equal(0);
+      expect(dir === 'upload' ? out.split(' ')[0] : got.digest('hex')).to.equal(hash);
+      expect(kills).to.equal(20);
+      expect(resumed.length).to.be.at.least(20);
+      expect(replayed).to.be.greaterThan(0);
+    });
+  }
+
+  it("a resume needs the session's secret and this user's login: a wrong secret and another user's login are refused", async function () {
+    this.timeout(30_000);
+    const a = rawTransport(scene.cfg.alice!, 'alice', hf.port);
+    a.hello({ v: 1, dst: { host: '127.0.0.1', port: scene.sshd.port } });
+    const welcome = await waitFor(() => a.json(FRAME.WELCOME), { timeoutMs: 10_000, what: 'the WELCOME' });
+    const token = String(welcome.token);
+    expect(Buffer.from(token, 'base64url')).to.have.length(32);
+    const bob = rawTransport(scene.cfg.bob!, 'bob', hf.port);
+    bob.hello({ v: 1, resume: token, received: 0, sent: 0 });
+    expect(await waitFor(() => bob.json(FRAME.REFUSED), { what: "bob's refusal" })).to.include({ code: 'other-user' });
+    const wrong = rawTransport(scene.cfg.alice!, 'alice', hf.port);
+    wrong.hello({ v: 1, resume: crypto.randomBytes(32).toString('base64url'), received: 0, sent: 0 });
+    expect(await waitFor(() => wrong.json(FRAME.REFUSED), { what: 'the refusal' })).to.include({ code: 'unknown' });
+    const refusals = await waitFor(() => {
+      const r = hf.logs.filter((l) => l.event === 'resume-refused');
+      return r.length >= 2 ? r : undefined;
+    });
+    expect(refusals.map((l) => [l.user, l.cause])).to.deep.include.members([['bob', 'other-user'], ['alice', 'unknown']]);
+    for (const t of [a, bob, wrong]) t.stop();
+    expect(JSON.stringify(hf.logs)).to.not.include(token);
+    expect(hf.stderr()).to.not.include(token);
+  });
+
+  it('detached past resume.detachTimeout (route: 2 s): the target connection is closed (detach-timeout)', async function () {
+    this.timeout(30_000);
+    const a = rawTransport(scene.cfg.alice!, 'alice', hf.port);
+    a.hello({ v: 1, dst: { host: '127.0.0.2', port: scene.sshd.port } });
+    const welcome = await waitFor(() => a.json(FRAME.WELCOME), { timeoutMs: 10_000, what: 'the WELCOME' });
+    expect(welcome.detachTimeoutMs).to.equal(2000);
+    await waitFor(() => tcpConnectionsTo(hf.pid, scene.sshd.port).some((l) => l.includes('127.0.0.2')), { what: 'the target connection' });
+    a.stop();
+    const detached = await hf.waitForLog((l) => l.event === 'session-detached' && l.resumable === welcome.id);
+    const closed = await hf.waitForLog((l) => l.event === 'resume-close' && l.resumable === welcome.id, 10_000);
+    expect(closed.reason).to.equal('detach-timeout');
+    expect(Date.parse(String(closed.time)) - Date.parse(String(detached.time))).to.be.within(1500, 4000);
+    await waitFor(() => !tcpConnectionsTo(hf.pid, scene.sshd.port).some((l) => l.includes('127.0.0.2')), { what: 'the target connection to close' });
+  });
+
+  it('a refused destination reads as with ssh -J; exit 255', async function () {
+    this.timeout(30_000);
+    const r = await sshVia('true', {}, '127.0.0.9');
+    expect(r.code).to.equal(255);
+    expect(r.stderr).to.include('channel 0: open failed: administratively prohibited: holdfast: no route allows alice to reach 127.0.0.9:');
+  });
+});

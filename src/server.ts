@@ -12,6 +12,8 @@ import { AuthorizedKeysStore } from './ssh/auth.js';
 import { loadOrCreateHostKey } from './ssh/host-keys.js';
 import { certifiedHostKey, certifies, describeHostCertificate, readHostCertificate } from './ssh/host-certificates.js';
 import { CertificateFiles, type CertificateSources } from './ssh/user-ca.js';
+import { reauthorize } from './session/auth-verdict.js';
+import { describeDetached } from './resume/describe.js';
 import { ResumeRegistry } from './resume/registry.js';
 import { QueuedBytes } from './queued-bytes.js';
 import { createSsh2Server, serverAlgorithms } from './ssh/server-adapter.js';
@@ -144,11 +146,17 @@ export class HoldfastServer {
         if (mode) s.registry.forEach((r) => channel(r.route?.name, r.relay.bytesUp, r.relay.bytesDown));
       }
     },
+    resumables: () => {
+      let attached = 0;
+      for (const e of this.resumes.all()) if (e.leg.isAttached) attached++;
+      return { attached, detached: this.resumes.size - attached };
+    },
   };
 
   /** The live sessions, for the admin API's /sessions. */
   describeSessions(): SessionInfo[] {
-    return [...this.sessions].map(describeSession);
+    const detached = this.resumes.all().filter((e) => !e.leg.isAttached);
+    return [...[...this.sessions].map(describeSession), ...detached.map(describeDetached)];
   }
 
   async start(): Promise<BoundAddress[]> {
@@ -425,6 +433,15 @@ export class HoldfastServer {
       live.legsReplanned += r.legs;
       live.sessionsRevoked += r.revoked ? 1 : 0;
       live.channelsRevoked += r.channelsRevoked;
+    }
+    // A resumable session answers to its key too, attached or not (its key left, expired, or its
+    // from= no longer matches the address it was last used from: it ends).
+    for (const e of this.resumes.all()) {
+      const access = reauthorize(this.keys, e.user, e.key, e.clientIp, new Date(), this.certs);
+      if (access.ok) continue;
+      this.events.emit('access-revoked', { session: e.id, user: e.user, src: e.src, dst: e.dst, why: access.why });
+      e.leg.close('access-revoked', access.why);
+      live.channelsRevoked++;
     }
     return { restartNeededFor: restart, live };
   }

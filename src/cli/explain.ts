@@ -11,7 +11,7 @@ import { formatDestination } from '../routing/route-table.js';
 import { detectionBoundMs, describePolicy, policyWarnings, type KeepalivePolicy, type Layer, type Leg } from '../keepalive/policy.js';
 import { tcpKeepaliveOptions } from '../keepalive/tcp-options.js';
 import { gatewayUser } from '../routing/gateway-login.js';
-import { certificateLines, limitsText } from './summary.js';
+import { certificateLines, limitsText, resumeText } from './summary.js';
 import { AddressGuard, ownAddresses, resolveAdminEndpoint } from '../routing/guard.js';
 
 export interface ExplainRequest {
@@ -79,6 +79,7 @@ export async function explain(config: ResolvedConfig, req: ExplainRequest, looku
       (route.maxSessionTimeMs ? `; a connection with a channel on this route is closed ${formatDuration(route.maxSessionTimeMs)} after it began` : '') +
       (route.gateway && (route.idleTimeoutMs || route.maxSessionTimeMs) ? '; the user is warned on stderr 60 s before (at half a shorter limit)' : ''),
   );
+  if (!route.gateway) out.push(`${resumeText(route)}; buffer ${config.resume.bufferBytes / (1024 * 1024)} MiB each way`);
   return { text: out.join('\n'), matched: true };
 }
 

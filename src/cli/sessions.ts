@@ -84,7 +84,7 @@ function table(sessions: SessionInfo[]): string {
     `${s.ageS}s`,
     bytes(s.bytesUp),
     bytes(s.bytesDown),
-    rtt(s.client),
+    s.detachedS !== undefined ? `detached ${s.detachedS}s` : rtt(s.client),
     !s.upstream ? '-' : 'layer' in s.upstream ? `${s.upstream.layer}, ${s.upstream.channels} channel(s)` : `ssh ${s.upstream.state} ${rtt(s.upstream)}`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -80,6 +80,11 @@ function revokedSummary(file: string): string {
   }
 }
 
+/** A route's resumable sessions (holdfast connect), as `check` and `explain` show them. */
+export function resumeText(r: { readonly resume: { readonly detachTimeoutMs: number; readonly sameSource: boolean } }): string {
+  return `resume (holdfast connect): detached sessions kept ${formatDuration(r.resume.detachTimeoutMs)}, resumed from ${r.resume.sameSource ? 'the same address only' : 'any address'}`;
+}
+
 /** A route's channel idle limit and session time limit, as `check` and `explain` show them. */
 export function limitsText(r: { readonly idleTimeoutMs: number; readonly maxSessionTimeMs: number }): string {
   return `idleTimeout ${r.idleTimeoutMs ? formatDuration(r.idleTimeoutMs) : 'off'}, maxSessionTime ${r.maxSessionTimeMs ? formatDuration(r.maxSessionTimeMs) : 'none'}`;
@@ -111,6 +116,7 @@ export function summarizeConfig(c: ResolvedConfig, warnings: readonly string[]):
     lines.push(
       `  ${r.name}: users ${r.users ? r.users.join(',') : '(any)'}; to ${r.to.map((t) => t.source).join(', ')}; ` +
         `keepalive client ${ka(r.keepalive.client)}, upstream ${ka(r.keepalive.upstream)}; ${limitsText(r)}` +
+        (r.gateway ? '' : `; ${resumeText(r)}`) +
         (r.via ? `; via ${r.via.map((u) => u.name).join(' > ')}` : '') +
         (r.gateway ? `; gateway as ${r.gateway.user} (${r.gateway.identity ? `key ${r.gateway.identity}` : "the user's forwarded agent"}, host keys ${r.gateway.hostKeyPolicy})` : ''),
     );

@@ -17,6 +17,8 @@ export interface LiveView {
    * through generators cost ~90 ms.
    */
   visit(session: (mode: 'jump' | 'gateway' | undefined) => void, channel: (route: string | undefined, bytesUp: number, bytesDown: number) => void): void;
+  /** Resumable sessions (holdfast connect) by state. */
+  resumables(): { attached: number; detached: number };
 }
 
 /** Method names a client can send are free text: only these are labels, the rest are "other". */
@@ -36,6 +38,8 @@ const SNAPSHOT_MS = 20;
 
 /** The events a metric moves on (the rest are not even looked at). */
 const COUNTED = new Set<EventName>([
+  'session-resumed',
+  'resume-refused',
   'auth-accepted',
   'auth-failed',
   'session-close',
@@ -139,6 +143,10 @@ export class Metrics {
         gauge.reset();
         for (const [route, n] of this.snapshot(live).channels) gauge.set({ route }, n);
       },
+      holdfast_resumable_sessions: (g) => {
+        const gauge = g as Gauge<string>;
+        for (const [state, n] of Object.entries(live.resumables())) gauge.set({ state }, n);
+      },
       holdfast_bytes_total: (c) => {
         // Closed channels' totals plus the live channels' counters now: monotonic, since a channel's
         // final count (channel-close) is at least what it showed while live.
@@ -155,6 +163,11 @@ export class Metrics {
   private on(name: EventName, e: Record<string, unknown>): void {
     const route = typeof e.route === 'string' ? e.route : NO_ROUTE;
     switch (name) {
+      case 'session-resumed':
+        this.counter('holdfast_resumes_total').inc({ result: 'resumed' });
+        return this.histogram('holdfast_resume_gap_seconds').observe({}, Number(e.gapMs) / 1000);
+      case 'resume-refused':
+        return this.counter('holdfast_resumes_total').inc({ result: 'refused' });
       case 'auth-accepted':
         this.counter('holdfast_auth_attempts_total').inc({ method: method(e.method), result: 'accepted' });
         this.counter('holdfast_sessions_total').inc({ mode: e.target ? 'gateway' : 'jump' });

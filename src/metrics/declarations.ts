@@ -4,7 +4,7 @@
  * here (`npm run docs`; test/unit/docs.test.ts fails when they differ).
  *
  * Labels are only `route`, `leg` (client | upstream), `layer` (ssh | tcp), `reason`, `result`,
- * `mode` (jump | gateway), `method`, `direction` (up | down), `kex` (an algorithm name holdfast offers) and the build's `version`/`node`:
+ * `mode` (jump | gateway), `method`, `direction` (up | down), `state` (attached | detached), `kex` (an algorithm name holdfast offers) and the build's `version`/`node`:
  * never a user, an address, a destination or a session id (cardinality, and privacy). A value that
  * is not a route name is `(none)`.
  */
@@ -24,6 +24,9 @@ const RTT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 /** TCP connect or SSH login to a bastion or target. */
 const CONNECT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** A resume's gap: a reconnect (under a second) to a laptop lid closed for a meeting. */
+const GAP_BUCKETS = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+
 export const NO_ROUTE = '(none)';
 
 export const METRICS = {
@@ -31,6 +34,9 @@ export const METRICS = {
   holdfast_sessions_active: { type: 'gauge', help: 'Authenticated client connections open now, by mode (jump: ssh -J; gateway: user+target logins).', labels: ['mode'] },
   holdfast_sessions_total: { type: 'counter', help: 'Client connections that authenticated, by mode.', labels: ['mode'] },
   holdfast_session_kex_total: { type: 'counter', help: 'Client connections that authenticated, by the key exchange they negotiated: mlkem768x25519-sha256 is post-quantum, the rest are classical (clients to upgrade).', labels: ['kex'] },
+  holdfast_resumable_sessions: { type: 'gauge', help: 'Resumable sessions (holdfast connect) now, by state: attached (a transport carries them) or detached (waiting for the helper, up to resume.detachTimeout).', labels: ['state'] },
+  holdfast_resumes_total: { type: 'counter', help: 'Resume attempts by result: resumed, or refused (see resume-refused lines for the cause).', labels: ['result'] },
+  holdfast_resume_gap_seconds: { type: 'histogram', help: 'How long resumed sessions were detached (from the transport loss holdfast saw to the resume).', labels: [], buckets: GAP_BUCKETS },
   holdfast_session_closes_total: { type: 'counter', help: 'Client connections closed (authenticated or not), by close reason.', labels: ['reason'] },
   holdfast_channels_active: { type: 'gauge', help: 'Channels relaying now, by the route they run under.', labels: ['route'] },
   holdfast_channels_opened_total: { type: 'counter', help: 'Channel open requests by result: opened, refused (no route, key options, limits; route "(none)"), failed (the upstream leg could not be had).', labels: ['route', 'result'] },

@@ -47,6 +47,8 @@ export class ResumeClient {
   private lastHeard = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
+  /** Armed when the transport is lost: detachTimeout later holdfast has closed the session. */
+  private giveUp: NodeJS.Timeout | undefined;
   private finished = false;
   private resolveExit!: (code: number) => void;
   readonly exit = new Promise<number>((r) => (this.resolveExit = r));
@@ -82,6 +84,7 @@ export class ResumeClient {
     this.finished = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.retry);
+    clearTimeout(this.giveUp);
     if (!c || c.exitCode !== null) return this.resolveExit(0);
     c.stdin?.end();
     const t = setTimeout(() => c.kill('SIGKILL'), 2000);
@@ -146,6 +149,8 @@ export class ResumeClient {
         if (this.lostAt !== undefined && !this.o.quiet) this.say(`holdfast connect: resumed after ${((performance.now() - this.lostAt) / 1000).toFixed(1)} s`);
         this.attached = true;
         this.lostAt = undefined;
+        clearTimeout(this.giveUp);
+        this.giveUp = undefined;
         this.attempt = 0;
         for (const c of replay) this.send(dataFrames(c));
         if (this.inputEnded) this.send(offsetFrame(FRAME.EOF, this.up.sent));
@@ -219,15 +224,21 @@ export class ResumeClient {
       return this.finish(255);
     }
     const now = performance.now();
-    this.lostAt ??= now;
-    if (now - this.lostAt >= this.detachTimeoutMs) {
-      this.say(`holdfast connect: gave up: holdfast could not be reached again within ${Math.round(this.detachTimeoutMs / 1000)} s (its resume.detachTimeout); the session is gone`);
-      return this.finish(255);
+    if (this.lostAt === undefined) {
+      this.lostAt = now;
+      // However long each attempt takes (an ssh that waits for a banner), give up on time.
+      this.giveUp = setTimeout(() => this.gaveUp(), this.detachTimeoutMs);
     }
+    if (now - this.lostAt >= this.detachTimeoutMs) return this.gaveUp();
     if (this.attempt === 0 && !this.o.quiet) this.say(`holdfast connect: ${why}; reconnecting`);
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt++);
     const delay = base / 2 + Math.random() * (base / 2);
     this.retry = setTimeout(() => this.connect(), Math.min(delay, Math.max(0, this.detachTimeoutMs - (now - this.lostAt))));
+  }
+
+  private gaveUp(): void {
+    this.say(`holdfast connect: gave up: holdfast could not be reached again within ${Math.round(this.detachTimeoutMs / 1000)} s (its resume.detachTimeout); the session is gone`);
+    this.finish(255);
   }
 
   private say(line: string): void {
@@ -239,6 +250,7 @@ export class ResumeClient {
     this.finished = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.retry);
+    clearTimeout(this.giveUp);
     const c = this.child;
     this.child = undefined;
     if (c && c.exitCode === null) {

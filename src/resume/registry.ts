@@ -8,6 +8,7 @@
 import crypto from 'node:crypto';
 import type { ResumableLeg } from './leg.js';
 import type { ResolvedRoute } from '../config/resolve.js';
+import type { LoginKey } from '../ssh/authorized-keys.js';
 
 export interface ResumableEntry {
   readonly id: string;
@@ -16,8 +17,11 @@ export interface ResumableEntry {
   /** The route it was planned on (its client keepalive and limits while attached). */
   readonly route: ResolvedRoute;
   readonly leg: ResumableLeg;
-  /** The client address of the transport attached now, or of the last one. */
+  /** The client address of the transport attached now, or of the last one (ip:port, and the ip). */
   src: string;
+  clientIp: string;
+  /** The authorized_keys entry of the login that opened it: a reload checks it again. */
+  readonly key: LoginKey;
   sameSource: boolean;
   readonly secret: Buffer;
 }

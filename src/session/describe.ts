@@ -21,6 +21,8 @@ export interface SessionInfo {
   /** The gateway leg (gateway mode), or each channel's upstream layer (ssh -J). */
   readonly upstream: LegInfo | { readonly layer: 'tcp' | 'ssh'; readonly channels: number } | null;
   readonly worker?: number;
+  /** A resumable session (holdfast connect) waiting for its helper: seconds since it detached. */
+  readonly detachedS?: number;
 }
 
 export interface LegInfo {

@@ -138,7 +138,7 @@ async function open(s: SessionScope, ch: ServerChannel, dst: { host: string; por
       s.ctx.events.emit('resume-close', { resumable: id, user: s.user, dst: plan.dst, reason, ...(detail ? { detail } : {}), bytesUp: rl.bytesUp, bytesDown: rl.bytesDown, durationMs: Date.now() - rl.openedAt, resumes: rl.resumes });
     },
   });
-  entry = { id, user: s.user, dst: plan.dst, route, leg: rl, src: s.src, sameSource: route.resume.sameSource, secret };
+  entry = { id, user: s.user, dst: plan.dst, route, leg: rl, src: s.src, clientIp: s.clientIp, key: s.key, sameSource: route.resume.sameSource, secret };
   s.ctx.resumes.add(entry);
   s.ctx.events.emit('resume-open', { ...s.who(), resumable: id, dst: plan.dst, addr: leg.addr, route: route.name, detachTimeoutMs: route.resume.detachTimeoutMs, bufferBytes: config.resume.bufferBytes });
   const r = rl.attach(ch, 0, { token: secret.toString('base64url'), id, detachTimeoutMs: route.resume.detachTimeoutMs });
@@ -169,6 +169,7 @@ function resume(s: SessionScope, ch: ServerChannel, hello: Extract<Hello, { resu
   e.leg.resumes++;
   const previousSrc = e.src;
   e.src = s.src;
+  e.clientIp = s.clientIp;
   register(s, e);
   s.ctx.events.emit('session-resumed', { ...s.who(), resumable: e.id, dst: e.dst, previousSrc, gapMs: Math.round(gapMs), replayedDown: r.replayed, replayedUp, resumes: e.leg.resumes });
 }

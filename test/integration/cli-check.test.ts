@@ -39,13 +39,13 @@ describe('holdfast check', function () {
     {
       what: 'an unknown key, named by its path',
       yaml: 'authorizedKeys: ak/%u\nroutes:\n  - name: lab\n    to: ["*.lab"]\n    kepalive:\n      client: { interval: 10s }\n',
-      lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, via, gateway, keepalive, idleTimeout, maxSessionTime)'],
+      lines: ['bad.yaml:5:5: routes[0].kepalive: unknown key (allowed here: name, users, to, via, gateway, keepalive, idleTimeout, resume, maxSessionTime)'],
     },
     {
       what: 'an unknown top-level key',
       yaml: 'authorizedKeys: ak/%u\nlisten_port: 22\nroutes: []\n',
       lines: [
-        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys, hostCertificates, loginGraceTime, maxAuthTries, maxStartups, perSourceMaxStartups, perSourceNetBlockSize, maxSessions, maxConnectionsPerUser, maxQueuedMiBPerUser, maxQueuedMiB, maxChannels, connectTimeout, shutdownTimeout, drainTimeout, workerStartTimeout, workers, idleTimeout, admin, logLevel, keepalive, upstreams, upstreamPool, routes)',
+        'bad.yaml:2:1: listen_port: unknown key (allowed here: listen, hostKeys, authorizedKeys, trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys, hostCertificates, loginGraceTime, maxAuthTries, maxStartups, perSourceMaxStartups, perSourceNetBlockSize, maxSessions, maxConnectionsPerUser, maxQueuedMiBPerUser, maxQueuedMiB, maxChannels, connectTimeout, shutdownTimeout, drainTimeout, workerStartTimeout, workers, idleTimeout, admin, resume, logLevel, keepalive, upstreams, upstreamPool, routes)',
       ],
     },
     {

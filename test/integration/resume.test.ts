@@ -9,14 +9,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
-import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
+import { CONFIG_HEAD, makeScene, requireSshd, sshdHostKey, type Scene } from '../helpers/fixture.js';
+import { BIN, startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { run } from '../helpers/ssh.js';
 import { waitFor } from '../helpers/wait.js';
 import { helperProcs, proxyCommand, rawTransport } from '../helpers/resume.js';
 import { FRAME } from '../../src/resume/frames.js';
-import { spawn } from 'node:child_process';
-import { tcpConnectionsTo } from '../helpers/proc.js';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { rssMiB, tcpConnectionsTo } from '../helpers/proc.js';
+import { freePort } from '../helpers/ports.js';
 
 const MiB = 1024 * 1024;
 
@@ -25,6 +26,8 @@ describe('holdfast connect: a resumable client leg', function () {
   let hf: Holdfast;
   let file: string;
   let hash: string;
+  let adminPort: number;
+  const admin = async (p: string) => (await fetch(`http://127.0.0.1:${adminPort}${p}`)).text();
 
   before(async function () {
     this.timeout(60_000);
@@ -35,10 +38,12 @@ describe('holdfast connect: a resumable client leg', function () {
     const data = crypto.randomBytes(64 * MiB);
     fs.writeFileSync(file, data);
     hash = crypto.createHash('sha256').update(data).digest('hex');
+    adminPort = await freePort();
     hf = await startHoldfast(
       scene.dir,
       `${CONFIG_HEAD}workers: 1
-resume: { detachTimeout: 20s }
+admin: { address: 127.0.0.1, port: ${adminPort} }
+resume: { detachTimeout: 60s }
 routes:
   - name: t
     to: ["127.0.0.1:${scene.sshd.port}"]
@@ -126,9 +131,13 @@ routes:
       return r.length >= 2 ? r : undefined;
     });
     expect(refusals.map((l) => [l.user, l.cause])).to.deep.include.members([['bob', 'other-user'], ['alice', 'unknown']]);
+    const sessions = await admin('/sessions');
+    const metrics = await admin('/metrics');
     for (const t of [a, bob, wrong]) t.stop();
     expect(JSON.stringify(hf.logs)).to.not.include(token);
     expect(hf.stderr()).to.not.include(token);
+    for (const text of [sessions, metrics]) expect(text).to.not.include(token).and.not.include(Buffer.from(token, 'base64url').toString('hex'));
+    expect(metrics).to.match(/holdfast_resumes_total\{result="refused"\} [2-9]/);
   });
 
   it('detached past resume.detachTimeout (route: 2 s): the target connection is closed (detach-timeout)', async function () {
@@ -140,6 +149,10 @@ routes:
     await waitFor(() => tcpConnectionsTo(hf.pid, scene.sshd.port).some((l) => l.includes('127.0.0.2')), { what: 'the target connection' });
     a.stop();
     const detached = await hf.waitForLog((l) => l.event === 'session-detached' && l.resumable === welcome.id);
+    // Operators see it: /sessions (holdfast sessions) and the gauge.
+    const listed = JSON.parse(await admin('/sessions')) as Array<Record<string, unknown>>;
+    expect(listed.find((x) => x.id === welcome.id)).to.include({ user: 'alice', mode: 'jump' }).and.have.property('detachedS');
+    expect(await admin('/metrics')).to.match(/holdfast_resumable_sessions\{state="detached"\} [1-9]/);
     const closed = await hf.waitForLog((l) => l.event === 'resume-close' && l.resumable === welcome.id, 10_000);
     expect(closed.reason).to.equal('detach-timeout');
     expect(Date.parse(String(closed.time)) - Date.parse(String(detached.time))).to.be.within(1500, 4000);
@@ -151,5 +164,126 @@ routes:
     const r = await sshVia('true', {}, '127.0.0.9');
     expect(r.code).to.equal(255);
     expect(r.stderr).to.include('channel 0: open failed: administratively prohibited: holdfast: no route allows alice to reach 127.0.0.9:');
+  });
+  /** The user's ssh through holdfast connect, its stdout hashed; resolves with its exit. */
+  function userSsh(cmd: string, target = '127.0.0.1') {
+    const user = spawn('ssh', ['-F', scene.cfg.alice!, '-o', proxyCommand(scene.cfg.alice!, 'alice', hf.port, '--heartbeat 500 -q'), '-p', String(scene.sshd.port), `root@${target}`, cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const hashed = crypto.createHash('sha256');
+    let bytes = 0;
+    let text = '';
+    let err = '';
+    user.stdout.on('data', (d: Buffer) => {
+      bytes += d.length;
+      hashed.update(d);
+      if (text.length < 4096) text += d.toString();
+    });
+    user.stderr.on('data', (d) => (err += d));
+    const exit = new Promise<number | null>((r) => user.once('close', r));
+    return { user, exit, bytes: () => bytes, text: () => text, err: () => err, digest: () => hashed.digest('hex') };
+  }
+
+  it('the target writes 64 MiB while the client is away (buffer 4 MiB): holdfast holds about the buffer; after the resume every byte arrives', async function () {
+    this.timeout(90_000);
+    const idleRss = rssMiB(hf.pid);
+    const before = hf.logs.length;
+    const u = userSsh(`cat ${file}`);
+    await waitFor(() => u.bytes() > 2 * MiB || undefined, { timeoutMs: 30_000, what: 'the first bytes' });
+    const { helper, transport } = helperProcs(u.user.pid!);
+    process.kill(helper!, 'SIGSTOP');
+    process.kill(transport!, 'SIGKILL');
+    try {
+      const detached = await hf.waitForLog((l) => l.event === 'session-detached' && hf.logs.indexOf(l) >= before, 20_000);
+      // The buffer fills from the target, then the target is paused: wait until the RSS settles.
+      let last = 0;
+      let rss = 0;
+      for (let i = 0; i < 40; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        rss = rssMiB(hf.pid);
+        if (i > 8 && Math.abs(rss - last) < 0.5) break;
+        last = rss;
+      }
+      console.log(`      detached with ${Number(detached.heldBytes)} bytes held; holdfast RSS ${idleRss.toFixed(0)} MiB idle -> ${rss.toFixed(0)} MiB while the target writes 64 MiB to a detached session`);
+      expect(rss - idleRss, 'MiB of RSS beyond idle').to.be.below(4 + 28);
+    } finally {
+      process.kill(helper!, 'SIGCONT');
+    }
+    expect(await u.exit, u.err()).to.equal(0);
+    expect(u.digest()).to.equal(hash);
+  });
+
+  it('`echo started; sleep 5; echo done; exit 3` across a 20 s outage: the user sees done and exit status 3', async function () {
+    this.timeout(90_000);
+    const before = hf.logs.length;
+    const u = userSsh('echo started; sleep 5; echo done; exit 3');
+    // The user's ssh is logged in to the target and the command runs: then the network goes.
+    await waitFor(() => u.text().startsWith('started\n') || undefined, { timeoutMs: 20_000, what: 'the command to start' });
+    const { helper, transport } = helperProcs(u.user.pid!);
+    process.kill(helper!, 'SIGSTOP');
+    process.kill(transport!, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 20_000));
+    process.kill(helper!, 'SIGCONT');
+    expect(await u.exit, u.err()).to.equal(3);
+    expect(u.text()).to.equal('started\ndone\n');
+    const resumed = await hf.waitForLog((l) => l.event === 'session-resumed' && hf.logs.indexOf(l) >= before);
+    expect(Number(resumed.gapMs)).to.be.within(19_000, 30_000);
+  });
+
+  it('holdfast unreachable for longer than detachTimeout (2 s): the helper gives up with one line, exit 255', async function () {
+    this.timeout(60_000);
+    const before = hf.logs.length;
+    const u = userSsh('sleep 30', '127.0.0.2');
+    await hf.waitForLog((l) => l.event === 'resume-open' && hf.logs.indexOf(l) >= before, 20_000);
+    process.kill(hf.pid, 'SIGSTOP');
+    let code: number | null;
+    try {
+      code = await u.exit;
+    } finally {
+      process.kill(hf.pid, 'SIGCONT');
+    }
+    const lines = u.err().split('\n').filter((l) => l.startsWith('holdfast connect:'));
+    console.log(`      the helper said: ${lines.join(' / ')}`);
+    expect(code).to.equal(255);
+    expect(lines).to.deep.equal(['holdfast connect: gave up: holdfast could not be reached again within 2 s (its resume.detachTimeout); the session is gone']);
+  });
+
+  it("plink -proxycmd 'holdfast connect ...': a command's output and exit status", async function () {
+    this.timeout(30_000);
+    if (spawnSync('sh', ['-c', 'command -v plink && command -v puttygen']).status !== 0) {
+      console.log('    SKIPPED: plink/puttygen missing (Debian package putty-tools; test/ensure-system-deps.sh installs it as root)');
+      return this.skip();
+    }
+    const ppk = path.join(scene.dir, 'alice-resume.ppk');
+    execFileSync('puttygen', [scene.keys.alice!, '-O', 'private', '-o', ppk], { stdio: 'ignore' });
+    const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', sshdHostKey(scene)]).toString().split(' ')[1]!;
+    const helper = `${process.execPath} ${BIN} connect -F ${scene.cfg.alice} alice@127.0.0.1:${hf.port} %host %port`;
+    const r = await run('plink', ['-batch', '-ssh', '-i', ppk, '-hostkey', fp, '-proxycmd', helper, '-P', String(scene.sshd.port), 'root@127.0.0.1', 'echo plink-resume; exit 4'], { timeoutMs: 20_000 });
+    expect(r.stdout.toString(), r.stderr).to.equal('plink-resume\n');
+    expect(r.code).to.equal(4);
+  });
+  it("removing the user's key + SIGHUP ends a detached session (access-revoked)", async function () {
+    this.timeout(30_000);
+    const a = rawTransport(scene.cfg.alice!, 'alice', hf.port);
+    a.hello({ v: 1, dst: { host: '127.0.0.1', port: scene.sshd.port } });
+    const welcome = await waitFor(() => a.json(FRAME.WELCOME), { timeoutMs: 10_000, what: 'the WELCOME' });
+    a.stop();
+    await hf.waitForLog((l) => l.event === 'session-detached' && l.resumable === welcome.id);
+    scene.authorize('alice', []);
+    try {
+      hf.proc.kill('SIGHUP');
+      const closed = await hf.waitForLog((l) => l.event === 'resume-close' && l.resumable === welcome.id, 10_000);
+      expect(closed.reason).to.equal('access-revoked');
+    } finally {
+      scene.authorizeOwn('alice');
+      hf.proc.kill('SIGHUP');
+    }
+  });
+  it('check and explain show the resume settings per route', async function () {
+    this.timeout(30_000);
+    const cfg = path.join(scene.dir, 'holdfast.yaml');
+    const check = await run(process.execPath, [BIN, 'check', '--config', cfg]);
+    expect(check.stdout.toString()).to.include('resume (holdfast connect): detached sessions kept 1m, resumed from any address');
+    expect(check.stdout.toString()).to.include('resume (holdfast connect): detached sessions kept 2s');
+    const ex = await run(process.execPath, [BIN, 'explain', '--config', cfg, '-u', 'alice', `127.0.0.2:${scene.sshd.port}`]);
+    expect(ex.stdout.toString()).to.include('resume (holdfast connect): detached sessions kept 2s, resumed from any address; buffer 4 MiB each way');
   });
 });

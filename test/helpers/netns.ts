@@ -16,6 +16,13 @@ export interface Topology {
   /** Drops everything to and from the target at r2 (no ICMP, no RST). */
   blackholeTarget(): void;
   restoreTarget(): void;
+  /** Drops everything to and from the client at r1 (the network between the user and holdfast goes away). */
+  blackholeClient(): void;
+  restoreClient(): void;
+  /** Forgets every flow r1 tracks (a NAT that rebooted): a packet of an old flow is then invalid and dropped. */
+  flushClientRouter(): void;
+  /** The client's address changes (Wi-Fi to LTE): `to` is added, the current one removed. */
+  moveClient(to: string): void;
   destroy(): void;
 }
 
@@ -116,6 +123,26 @@ export function createTopology(forgetS: number): Topology {
     },
     restoreTarget() {
       execFileSync('ip', ['netns', 'exec', ns.r2, 'nft', 'delete', 'table', 'inet', 'blackhole'], { stdio: 'pipe' });
+    },
+    blackholeClient() {
+      execFileSync('ip', ['netns', 'exec', ns.r1, 'nft', '-f', '-'], {
+        input: `table inet blackhole {\n  chain forward {\n    type filter hook forward priority -10; policy accept;\n    ip saddr 198.18.1.0/24 drop\n    ip daddr 198.18.1.0/24 drop\n  }\n}\n`,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+    },
+    restoreClient() {
+      execFileSync('ip', ['netns', 'exec', ns.r1, 'nft', 'delete', 'table', 'inet', 'blackhole'], { stdio: 'pipe' });
+    },
+    flushClientRouter() {
+      execFileSync('ip', ['netns', 'exec', ns.r1, 'conntrack', '-F'], { stdio: 'pipe' });
+    },
+    moveClient(to: string) {
+      // Deleting the primary address would take the secondary with it otherwise.
+      sh(['ip', 'netns', 'exec', ns.client, 'sysctl', '-qw', 'net.ipv4.conf.eth0.promote_secondaries=1']);
+      sh(['ip', '-n', ns.client, 'addr', 'add', `${to}/24`, 'dev', 'eth0']);
+      sh(['ip', '-n', ns.client, 'addr', 'del', `${addr.client}/24`, 'dev', 'eth0']);
+      sh(['ip', '-n', ns.client, 'route', 'replace', 'default', 'via', '198.18.1.1', 'src', to]);
+      (addr as { client: string }).client = to;
     },
     destroy,
   };

@@ -8,6 +8,7 @@ import { bulk, idle, latency, setup, sha256, writeRandomFile, type IdleResult, t
 import { startDelayRelay } from './delay-relay.js';
 import { pairRatios, percentile, stat, type Stat } from './stats.js';
 import { setupPqRows } from './setup-pq.js';
+import { connectRows } from './connect.js';
 
 export interface BenchConfig {
   readonly rows: ReadonlySet<string>;
@@ -31,7 +32,7 @@ export interface Row {
   /** Higher is better (MiB/s) or lower is better (ms, KiB, %). */
   readonly better: 'higher' | 'lower';
   readonly holdfast: Stat;
-  readonly sshd: Stat;
+  readonly sshd?: Stat | undefined;
   readonly direct?: Stat | undefined;
   /** holdfast / sshd, pair by pair. */
   readonly ratio?: Stat | undefined;
@@ -159,6 +160,8 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
   }
 
   if (cfg.rows.has('setup')) rows.push(...(await setupPqRows(lab, cfg.setupRuns, log)));
+
+  if (cfg.rows.has('connect')) rows.push(...(await connectRows(lab, cfg.bulkBytes, cfg.bulkRuns, log)));
 
   if (cfg.rows.has('latency')) {
     const p50 = { hf: [] as number[], sd: [] as number[] };
@@ -291,7 +294,7 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
 
   const holdfastChannels = lab.holdfastEvents('channel-open');
   const sshdLogins = (lab.jumpSshd.log().match(/Accepted publickey for root/g) ?? []).length;
-  const order = (id: string) => ['bulk', 'setup', 'latency', 'idle', 'lfn'].findIndex((p) => id.startsWith(p));
+  const order = (id: string) => ['bulk', 'setup', 'connect', 'latency', 'idle', 'lfn'].findIndex((p) => id.startsWith(p));
   rows.sort((a, b) => order(a.id) - order(b.id));
   return { rows, idle: idleResults, carried: { holdfastChannels, sshdLogins } };
 }

@@ -8,15 +8,18 @@ import fs from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import ssh2 from 'ssh2';
 import type { Jump, Lab } from './lab.js';
+import { BIN } from '../test/helpers/holdfast.js';
 
 /** How the client reaches the target. `port` overrides the jump's (or holdfast's) port: a relay. */
 export type Path =
   | { readonly kind: 'direct'; readonly port?: number }
   | { readonly kind: 'jump'; readonly jump: Jump; readonly port?: number; readonly cert?: boolean }
-  | { readonly kind: 'gateway'; readonly port?: number };
+  | { readonly kind: 'gateway'; readonly port?: number }
+  /** ssh with ProxyCommand `holdfast connect` (the resumable client leg) through holdfast. */
+  | { readonly kind: 'connect' };
 
 export function pathName(p: Path): string {
-  return p.kind === 'jump' ? p.jump.name : p.kind === 'gateway' ? 'holdfast (gateway mode)' : 'direct (no jump host)';
+  return p.kind === 'jump' ? p.jump.name : p.kind === 'gateway' ? 'holdfast (gateway mode)' : p.kind === 'connect' ? 'holdfast connect' : 'direct (no jump host)';
 }
 
 /** A jump host's login name: holdfast's authorized_keys are per user; sshd logs in a system user. */
@@ -29,7 +32,13 @@ export function sshArgs(lab: Lab, p: Path, command: string): string[] {
   if (p.kind === 'gateway') return [...cfg, '-p', String(p.port ?? lab.jumps.holdfast.port), `bench+127.0.0.1+${lab.target.port}@127.0.0.1`, command];
   const target = ['-p', String(p.kind === 'direct' ? (p.port ?? lab.target.port) : lab.target.port), 'root@127.0.0.1', command];
   if (p.kind === 'direct') return [...cfg, ...target];
+  if (p.kind === 'connect') return [...cfg, '-o', connectProxy(lab), ...target];
   return [...cfg, '-J', `${jumpUser(p.jump)}@127.0.0.1:${p.port ?? p.jump.port}`, ...target];
+}
+
+/** ProxyCommand=holdfast connect ... (this checkout's bin, the lab's ssh_config). */
+export function connectProxy(lab: Lab): string {
+  return `ProxyCommand=${process.execPath} ${BIN} connect -F ${lab.sshConfig} bench@127.0.0.1:${lab.jumps.holdfast.port} %h %p`;
 }
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

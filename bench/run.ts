@@ -4,7 +4,7 @@
  * drift hits both. Figures are medians with min and max; ratios are holdfast / sshd, pair by pair.
  *
  * Options (environment): BENCH_QUICK=1 (tiny sizes: checks the benchmark, measures nothing),
- * BENCH_ROWS=bulk,setup,latency,idle,lfn (a subset), BENCH_IDLE_N=1000,5000, BENCH_IDLE_WINDOW_S=120 (split in windows of 30 s, the lab's keepalive interval).
+ * BENCH_ROWS=bulk,setup,connect,latency,idle,lfn (a subset), BENCH_IDLE_N=1000,5000, BENCH_IDLE_WINDOW_S=120 (split in windows of 30 s, the lab's keepalive interval).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,7 +17,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 function config(): BenchConfig {
   const quick = process.env.BENCH_QUICK === '1';
-  const rows = (process.env.BENCH_ROWS ?? 'bulk,setup,latency,idle,lfn').split(',').map((s) => s.trim());
+  const rows = (process.env.BENCH_ROWS ?? 'bulk,setup,connect,latency,idle,lfn').split(',').map((s) => s.trim());
   const idleN = (process.env.BENCH_IDLE_N ?? (quick ? '5' : '1000,5000')).split(',').map(Number);
   return {
     rows: new Set(rows),

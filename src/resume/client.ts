@@ -146,7 +146,7 @@ export class ResumeClient {
           this.say(`holdfast connect: holdfast says it received ${w.received} bytes, more than were sent (${this.up.sent}): giving up`);
           return this.finish(255);
         }
-        if (this.lostAt !== undefined && !this.o.quiet) this.say(`holdfast connect: resumed after ${((performance.now() - this.lostAt) / 1000).toFixed(1)} s`);
+        if (this.lostAt !== undefined && !this.o.quiet) this.say(`holdfast connect: resumed after ${((performance.now() - this.lostAt) / 1000).toFixed(2)} s`);
         this.attached = true;
         this.lostAt = undefined;
         clearTimeout(this.giveUp);

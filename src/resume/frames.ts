@@ -31,11 +31,18 @@ export type FrameType = (typeof FRAME)[keyof typeof FRAME];
 export const MAX_FRAME = 256 * 1024;
 const HEADER = 5;
 
+/**
+ * One frame in one buffer: the payload is copied behind its header (one memcpy), so each frame is
+ * one write: on holdfast's side one SSH packet, not a 5-byte packet and then the data; on the
+ * helper's side one pipe write. (Throughput through holdfast connect did not move with it: 39.3 ->
+ * 38.9 MiB/s up, 36.9 -> 36.6 down; the cost is elsewhere: see the README.)
+ */
 export function frame(type: FrameType, payload: Buffer = EMPTY): Buffer[] {
-  const h = Buffer.allocUnsafe(HEADER);
-  h[0] = type;
-  h.writeUInt32BE(payload.length, 1);
-  return payload.length ? [h, payload] : [h];
+  const f = Buffer.allocUnsafe(HEADER + payload.length);
+  f[0] = type;
+  f.writeUInt32BE(payload.length, 1);
+  payload.copy(f, HEADER);
+  return [f];
 }
 
 export const jsonFrame = (type: FrameType, value: unknown): Buffer[] => frame(type, Buffer.from(JSON.stringify(value)));
@@ -53,40 +60,60 @@ const EMPTY = Buffer.alloc(0);
 export class FrameError extends Error {}
 
 /**
- * Splits a byte stream into frames. `push(chunk)` calls `onFrame(type, payload)` for each whole
- * frame; a partial one waits for the next chunk. Throws FrameError on an unknown type or a frame
- * over MAX_FRAME (the stream is then not ours: close it).
+ * Splits a byte stream into frames without copying DATA: `onData(piece)` gets each DATA payload as
+ * the views of the chunks it arrives in (a frame that spans two reads is two pieces), `onFrame(type,
+ * payload)` every other frame whole (control frames are small: those few bytes are gathered). Throws
+ * FrameError on an unknown type or a frame over MAX_FRAME (the stream is then not ours: close it).
  */
 export class FrameReader {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private header = Buffer.alloc(HEADER);
+  private headerHave = 0;
+  /** Of the frame being read: its type and how many payload bytes are still to come. */
+  private type: FrameType | 0 = 0;
+  private left = 0;
+  private control: Buffer[] = [];
 
-  constructor(private readonly onFrame: (type: FrameType, payload: Buffer) => void) {}
+  constructor(
+    private readonly onFrame: (type: FrameType, payload: Buffer) => void,
+    private readonly onData: (piece: Buffer) => void = (piece) => onFrame(FRAME.DATA, piece),
+  ) {}
 
   push(chunk: Buffer): void {
-    let buf = chunk;
-    if (this.pendingBytes) {
-      this.pending.push(chunk);
-      buf = Buffer.concat(this.pending, this.pendingBytes + chunk.length);
-      this.pending = [];
-      this.pendingBytes = 0;
-    }
     let p = 0;
-    for (let guard = 0; guard < 1_000_000; guard++) {
-      if (buf.length - p < HEADER) break;
-      const type = buf[p]!;
-      const len = buf.readUInt32BE(p + 1);
-      if (type < FRAME.HELLO || type > FRAME.PONG) throw new FrameError(`unknown frame type ${type}`);
-      if (len > MAX_FRAME) throw new FrameError(`frame of ${len} bytes (at most ${MAX_FRAME})`);
-      if (buf.length - p - HEADER < len) break;
-      this.onFrame(type as FrameType, buf.subarray(p + HEADER, p + HEADER + len));
-      p += HEADER + len;
+    for (let guard = 0; guard < 1_000_000 && p < chunk.length; guard++) {
+      if (this.type === 0) {
+        const n = Math.min(HEADER - this.headerHave, chunk.length - p);
+        chunk.copy(this.header, this.headerHave, p, p + n);
+        this.headerHave += n;
+        p += n;
+        if (this.headerHave < HEADER) return;
+        this.headerHave = 0;
+        const type = this.header[0]!;
+        const len = this.header.readUInt32BE(1);
+        if (type < FRAME.HELLO || type > FRAME.PONG) throw new FrameError(`unknown frame type ${type}`);
+        if (len > MAX_FRAME) throw new FrameError(`frame of ${len} bytes (at most ${MAX_FRAME})`);
+        this.type = type as FrameType;
+        this.left = len;
+        if (len === 0) this.end();
+        continue;
+      }
+      const n = Math.min(this.left, chunk.length - p);
+      const piece = chunk.subarray(p, p + n);
+      p += n;
+      this.left -= n;
+      if (this.type === FRAME.DATA) this.onData(piece);
+      else this.control.push(piece);
+      if (this.left === 0) this.end();
     }
-    if (p < buf.length) {
-      const rest = buf.subarray(p);
-      this.pending.push(rest);
-      this.pendingBytes = rest.length;
-    }
+  }
+
+  private end(): void {
+    const type = this.type as FrameType;
+    this.type = 0;
+    if (type === FRAME.DATA) return;
+    const payload = this.control.length === 1 ? this.control[0]! : Buffer.concat(this.control);
+    this.control = [];
+    this.onFrame(type, payload);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * What a worker holds for targets that are not reading (maxQueuedMiBPerUser, maxQueuedMiB): the sum,
- * per user and in all, of every channel's unread and queued bytes. Summed over the live sessions when
+ * per user and in all, of every channel's unread and queued bytes, and of what detached resumable
+ * sessions (holdfast connect) hold in their buffers. Summed over the live sessions when
  * a channel is opened, at most once a second (a channel open never walks 50,000 sessions each time);
  * between two sums a burst of opens can pass the bound by what those channels then take (2 MiB each at
  * most, their window).
@@ -25,6 +26,8 @@ export class QueuedBytes {
   constructor(
     private readonly sessions: () => Iterable<QueuedBytesSource>,
     private readonly now: () => number = () => performance.now(),
+    /** Held outside any session: detached resumable sessions (holdfast connect), by user. */
+    private readonly detached: () => Iterable<{ readonly user: string; readonly queuedBytes: number }> = () => [],
   ) {}
 
   of(user: string): Queued {
@@ -38,6 +41,11 @@ export class QueuedBytes {
         if (n === 0 || s.user === undefined) continue;
         this.total += n;
         this.byUser.set(s.user, (this.byUser.get(s.user) ?? 0) + n);
+      }
+      for (const d of this.detached()) {
+        if (d.queuedBytes === 0) continue;
+        this.total += d.queuedBytes;
+        this.byUser.set(d.user, (this.byUser.get(d.user) ?? 0) + d.queuedBytes);
       }
     }
     return { user: this.byUser.get(user) ?? 0, process: this.total };

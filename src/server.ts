@@ -46,9 +46,13 @@ export class HoldfastServer {
   private config: ResolvedConfig;
   private readonly listeners: net.Server[] = [];
   private readonly sessions = new Set<Session>();
-  private readonly queued = new QueuedBytes(() => this.sessions);
   /** Resumable sessions (`holdfast connect`): they outlive the connection that opened them. */
   private readonly resumes = new ResumeRegistry();
+  private readonly queued = new QueuedBytes(
+    () => this.sessions,
+    undefined,
+    () => this.resumes.all().flatMap((e) => (e.leg.isAttached ? [] : [{ user: e.user, queuedBytes: e.leg.queuedBytes }])),
+  );
   private readonly bySocket = new WeakMap<net.Socket, Session>();
   private ssh2: ReturnType<typeof createSsh2Server> | undefined;
   private keys: AuthorizedKeysStore;

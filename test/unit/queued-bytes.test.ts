@@ -16,4 +16,9 @@ describe('queued bytes per user and per worker (maxQueuedMiBPerUser, maxQueuedMi
     t = 1000;
     expect(q.of('bob')).to.deep.equal({ user: 100, process: 115 });
   });
+
+  it('detached resumable sessions (outside any connection) count for their user and the process', function () {
+    const q = new QueuedBytes(() => [], () => 0, () => [{ user: 'alice', queuedBytes: 4 }, { user: 'alice', queuedBytes: 0 }, { user: 'bob', queuedBytes: 3 }]);
+    expect(q.of('alice')).to.deep.equal({ user: 4, process: 7 });
+  });
 });

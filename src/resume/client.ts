@@ -28,6 +28,8 @@ export interface ClientOptions {
 }
 
 const ACK_EVERY = 64 * 1024;
+/** After the user's ssh closed the helper's stdin: how long holdfast gets to take the EOF. */
+const INPUT_END_GRACE_MS = 2000;
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 15_000;
 
@@ -50,6 +52,8 @@ export class ResumeClient {
   /** Armed when the transport is lost: detachTimeout later holdfast has closed the session. */
   private giveUp: NodeJS.Timeout | undefined;
   private finished = false;
+  private endTimer: NodeJS.Timeout | undefined;
+  private waitingDrain = false;
   private resolveExit!: (code: number) => void;
   readonly exit = new Promise<number>((r) => (this.resolveExit = r));
 
@@ -63,6 +67,9 @@ export class ResumeClient {
     o.input.once('end', () => {
       this.inputEnded = true;
       if (this.attached) this.send(offsetFrame(FRAME.EOF, this.up.sent));
+      // The user's ssh has closed its end: nobody is left to resume for. Once the target's end is
+      // through (or after a moment for holdfast to take the EOF), go.
+      this.endTimer = setTimeout(() => this.finish(0), INPUT_END_GRACE_MS);
     });
     o.input.on('error', () => {});
     o.output.on('error', () => this.finish(0));
@@ -164,9 +171,13 @@ export class ResumeClient {
       }
       case FRAME.DATA: {
         this.received += payload.length;
-        if (!this.o.output.write(payload)) {
+        if (!this.o.output.write(payload) && !this.waitingDrain) {
+          this.waitingDrain = true;
           child.stdout!.pause();
-          this.o.output.once('drain', () => child.stdout!.resume());
+          this.o.output.once('drain', () => {
+            this.waitingDrain = false;
+            this.child?.stdout?.resume();
+          });
         }
         if (this.received - this.ackedToPeer >= ACK_EVERY) this.ack();
         return this.maybeEndOutput();
@@ -251,12 +262,17 @@ export class ResumeClient {
     clearInterval(this.heartbeat);
     clearTimeout(this.retry);
     clearTimeout(this.giveUp);
+    clearTimeout(this.endTimer);
     const c = this.child;
     this.child = undefined;
-    if (c && c.exitCode === null) {
-      c.stdin?.end();
-      if (code !== 0) c.kill('SIGKILL');
-    }
-    this.resolveExit(code);
+    if (!c || c.exitCode !== null) return this.resolveExit(code);
+    // Never leave the transport ssh behind (it would hold the user's terminal's stderr open): it gets
+    // its EOF and a moment to say goodbye, then SIGKILL.
+    c.stdin?.end();
+    const t = setTimeout(() => c.kill('SIGKILL'), code === 0 ? 1000 : 0);
+    c.once('exit', () => {
+      clearTimeout(t);
+      this.resolveExit(code);
+    });
   }
 }

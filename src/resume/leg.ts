@@ -204,6 +204,8 @@ export class ResumableLeg {
     this.closed = true;
     clearTimeout(this.detachTimer);
     this.detachTimer = undefined;
+    // The helper's last bytes are acknowledged before the transport ends (it waits for that ACK).
+    if (reason === 'done') this.ack();
     const t = this.transport;
     this.cut?.();
     this.transport = undefined;

@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { expect } from 'chai';
 import { makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
 import { BIN, startHoldfast, type Holdfast } from '../helpers/holdfast.js';
@@ -170,7 +170,13 @@ routes:
       await waitFor(() => u.bytes() > 16 * MiB || undefined, { timeoutMs: 60_000, what: 'the transfer to run' });
       await hf.waitForLog((l) => l.event === 'resume-open' && l.user === 'bob' && since(t0)(l), 30_000);
       topo.moveClient('198.18.1.3');
-      const code = await u.exit;
+      const moved = Date.now();
+      const code = await Promise.race([u.exit, new Promise<'stuck'>((r) => setTimeout(() => r('stuck'), 60_000))]);
+      if (code === 'stuck') {
+        const lines = hf.logs.filter((l) => /resume|detach/.test(l.event) && since(moved - 1000)(l)).map((l) => JSON.stringify(l));
+        const tree = execFileSync('sh', ['-c', `ps -eo pid,ppid,sid,stat,args | grep -E 'ssh|holdfast' | grep -v grep | grep -v sshd`], { encoding: 'utf8' });
+        throw new Error(`the transfer did not end within 60 s of the move (${u.bytes()} bytes): processes ${tree}; helper said ${JSON.stringify(u.err())}; holdfast: ${lines.join(' | ')}`);
+      }
       const resumed = await hf.waitForLog((l) => l.event === 'session-resumed' && l.user === 'alice' && since(t0)(l));
       console.log(`      roamed: ${String(resumed.previousSrc)} -> ${String(resumed.src)} after ${(Number(resumed.gapMs) / 1000).toFixed(1)} s`);
       expect(code, u.err()).to.equal(0);

@@ -130,8 +130,13 @@ describe('authorized_keys', function () {
 });
 
 describe('authorized_keys StrictModes (file and every folder above it)', function () {
+  const made: string[] = [];
+  after(() => {
+    for (const b of made.splice(0)) fs.rmSync(b, { recursive: true, force: true });
+  });
   const setup = () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-strict-'));
+    made.push(base);
     const dir = path.join(base, 'keys');
     fs.mkdirSync(dir, { mode: 0o755 });
     const file = path.join(dir, 'alice');

@@ -119,20 +119,12 @@ async function open(s: SessionScope, ch: ServerChannel, dst: { host: string; por
   let entry: ResumableEntry | undefined;
   const rl = new ResumableLeg(leg.stream, { detachTimeoutMs: route.resume.detachTimeoutMs, bufferBytes: config.resume.bufferBytes }, {
     detached: (why, held) => {
-      const at = entry && attachedTo.get(entry);
-      if (at) {
-        attachedTo.delete(entry!);
-        at.s.registry.remove(at.rec);
-      }
+      unregister(entry!);
       s.ctx.events.emit('session-detached', { resumable: id, user: s.user, dst: plan.dst, src: entry!.src, why, heldBytes: held, detachTimeoutMs: route.resume.detachTimeoutMs });
       enforceDetachedCap(s, entry!);
     },
     closed: (reason, detail) => {
-      const at = entry && attachedTo.get(entry);
-      if (at) {
-        attachedTo.delete(entry!);
-        at.s.registry.remove(at.rec);
-      }
+      unregister(entry!);
       s.ctx.resumes.remove(entry!);
       leg.release();
       s.ctx.events.emit('resume-close', { resumable: id, user: s.user, dst: plan.dst, reason, ...(detail ? { detail } : {}), bytesUp: rl.bytesUp, bytesDown: rl.bytesDown, durationMs: Date.now() - rl.openedAt, resumes: rl.resumes });
@@ -161,11 +153,7 @@ function resume(s: SessionScope, ch: ServerChannel, hello: Extract<Hello, { resu
   const r = e.leg.attach(ch, hello.received, { detachTimeoutMs: e.route.resume.detachTimeoutMs });
   if ('refused' in r) return refuseResume(s, tell, 'bad-offset', r.refused, 'holdfast: the helper\'s byte count does not match this session');
   // Attached here now: no longer a channel of the connection it was on (attach() detached it there).
-  const before = attachedTo.get(e);
-  if (before) {
-    attachedTo.delete(e);
-    before.s.registry.remove(before.rec);
-  }
+  unregister(e);
   e.leg.resumes++;
   const previousSrc = e.src;
   e.src = s.src;
@@ -186,6 +174,14 @@ function register(s: SessionScope, e: ResumableEntry): void {
   };
   attachedTo.set(e, { s, rec });
   s.registry.add(rec);
+}
+
+/** No longer one of the channels of the connection it was attached to (if any). */
+function unregister(e: ResumableEntry): void {
+  const at = attachedTo.get(e);
+  if (!at) return;
+  attachedTo.delete(e);
+  at.s.registry.remove(at.rec);
 }
 
 /** One more detached session than `resume.maxDetachedPerUser` closes the user's oldest detached one. */

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { waitFor } from './wait.js';
+import { GaveUp, waitFor } from './wait.js';
 import { stopProcess } from './sshd.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -39,6 +39,8 @@ export interface StartOptions {
   readonly nofile?: number;
   /** The entry script (default: this checkout's bin/holdfast.js), e.g. a release behind a symlink. */
   readonly bin?: string;
+  /** A command line holdfast's runs under (it must exec holdfast, keeping the pid), e.g. a sandbox. */
+  readonly wrap?: string[];
 }
 
 /** Starts holdfast with `yaml` written to DIR/holdfast.yaml (null = no --config). */
@@ -52,6 +54,7 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
   const argv = [process.execPath, ...(opts.nodeArgs ?? []), ...args, ...(opts.args ?? [])];
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
   if (opts.nofile) argv.unshift('prlimit', `--nofile=${opts.nofile}:${opts.nofile}`, '--');
+  if (opts.wrap) argv.unshift(...opts.wrap);
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: dir,
     env: { ...process.env, HOLDFAST_CONFIG: '', ...opts.env },
@@ -77,8 +80,12 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
     }
   });
   proc.stderr!.on('data', (d) => (err += d));
+  // Gone for good: exited, and every line it wrote read (its exit may come before the last lines).
+  let outEnded = false;
+  proc.stdout!.once('end', () => (outEnded = true));
+  const gone = () => outEnded && (proc.exitCode !== null || proc.signalCode !== null);
   const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000, what = 'a log line') =>
-    waitFor(() => logs.find(pred) ?? (proc.exitCode !== null ? Promise.reject(new Error(`holdfast exited ${proc.exitCode}: ${err}`)) : undefined), {
+    waitFor(() => logs.find(pred) ?? (gone() ? Promise.reject(new GaveUp(`holdfast exited ${proc.exitCode ?? proc.signalCode} while waiting for ${what}: ${[...logs.filter((l) => l.level === 'error').map((l) => JSON.stringify(l)), err.trim()].filter(Boolean).join('; ')}`)) : undefined), {
       timeoutMs,
       what,
     });

@@ -1,3 +1,11 @@
+/**
+ * Thrown by a probe when waiting longer cannot help (the process being waited for has exited):
+ * waitFor rethrows it at once instead of polling on to its deadline.
+ */
+export class GaveUp extends Error {
+  override name = 'GaveUp';
+}
+
 /** Poll with a deadline instead of sleeping: returns the first truthy value of `probe`. */
 export async function waitFor<T>(
   probe: () => T | Promise<T>,
@@ -12,6 +20,7 @@ export async function waitFor<T>(
       const v = await probe();
       if (v) return v as NonNullable<T>;
     } catch (err) {
+      if (err instanceof GaveUp) throw err;
       last = err;
     }
     if (Date.now() >= deadline) break;

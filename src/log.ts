@@ -1,10 +1,15 @@
 /**
  * Logging: JSON lines when stdout is not a TTY (journald, files, tests), readable text on a TTY.
+ * When stdout is the journal (JOURNAL_STREAM names its device and inode, as systemd sets it), each
+ * line starts with its syslog priority, `<3>` error, `<4>` warn, `<6>` info, `<7>` debug, which
+ * journald takes as the entry's PRIORITY (SyslogLevelPrefix=, on by default) and strips: so
+ * `journalctl -p warning -u holdfast` shows holdfast's warnings and errors.
  * Every line has a fixed `event` name; fields use fixed names across the code base:
  *   session (id), user, src ("ip:port"), dst ("host:port"), addr (resolved address), route, reason,
  *   bytesUp (client -> target), bytesDown (target -> client), durationMs, leg.
  * Keys and signatures are never logged.
  */
+import fs from 'node:fs';
 import winston from 'winston';
 
 export type LogFields = Record<string, unknown>;
@@ -41,6 +46,33 @@ const jsonLine = winston.format.printf((info) => {
   return JSON.stringify({ time: timestamp, level, event: message, ...rest });
 });
 
+const PRIORITY: Record<string, string> = { error: '<3>', warn: '<4>', info: '<6>', debug: '<7>' };
+
+/** The same line with the journal's priority prefix before it. */
+function withPriority(line: winston.Logform.Format): winston.Logform.Format {
+  return winston.format.combine(
+    line,
+    winston.format((info) => {
+      const out = info as Record<string | symbol, unknown>;
+      const key = Symbol.for('message');
+      out[key] = `${PRIORITY[String(info.level)] ?? '<6>'}${String(out[key])}`;
+      return info;
+    })(),
+  );
+}
+
+/** Whether fd 1 is the stream systemd connected to the journal (JOURNAL_STREAM is "DEV:INODE"). */
+export function stdoutIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!m) return false;
+  try {
+    const st = fs.fstatSync(1, { bigint: true });
+    return String(st.dev) === m[1] && String(st.ino) === m[2];
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Longest string a log field keeps. Many fields carry what a client sent (user names, destinations,
  * commands): a 30,000-character user name must not become 30 KB per log line.
@@ -71,12 +103,14 @@ function clipAny(depth: number) {
 }
 
 /** `base`: fields on every line (a worker's `worker` id). */
-export function createLogger(opts: { level?: Level; json?: boolean; stream?: NodeJS.WritableStream; base?: LogFields } = {}): Logger {
+export function createLogger(opts: { level?: Level; json?: boolean; stream?: NodeJS.WritableStream; base?: LogFields; journal?: boolean } = {}): Logger {
   const json = opts.json ?? !process.stdout.isTTY;
+  const line = json ? jsonLine : textLine;
+  const journal = opts.journal ?? (!opts.stream && stdoutIsJournal());
   const w = winston.createLogger({
     level: opts.level ?? 'info',
     ...(opts.base ? { defaultMeta: opts.base } : {}),
-    format: winston.format.combine(winston.format.timestamp(), json ? jsonLine : textLine),
+    format: winston.format.combine(winston.format.timestamp(), journal ? withPriority(line) : line),
     transports: [
       opts.stream ? new winston.transports.Stream({ stream: opts.stream }) : new winston.transports.Console(),
     ],

@@ -5,7 +5,8 @@
 # Prometheus (promtool checks the metrics and alert rules; a real server scrapes holdfast), haproxy (a
 # real load balancer sending PROXY protocol to two replicas), PuTTY's plink and paramiko (more SSH
 # clients), ssh-audit (audits holdfast's algorithm offer), and an OpenSSH 10.0 in a folder of its own
-# (test/fetch-openssh10.sh: post-quantum interop). Runs as root with apt-get; otherwise it says what
+# (test/fetch-openssh10.sh: post-quantum interop), systemd's tools (systemd-analyze checks the unit,
+# systemd-notify carries Type=notify messages) and setpriv (runs holdfast as another user). Runs as root with apt-get; otherwise it says what
 # is missing and the tests that need it say what they skipped.
 set -u
 need=()
@@ -21,16 +22,20 @@ command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v plink >/dev/null 2>&1 || need+=(putty-tools)
 command -v puttygen >/dev/null 2>&1 || need+=(putty-tools)
 /usr/bin/python3 -c 'import paramiko' >/dev/null 2>&1 || need+=(python3-paramiko)
+/usr/bin/python3 -c 'import seccomp' >/dev/null 2>&1 || need+=(python3-seccomp)
 command -v ssh-audit >/dev/null 2>&1 || need+=(ssh-audit)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v systemd-notify >/dev/null 2>&1 || need+=(systemd)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 bash "$(dirname "$0")/fetch-openssh10.sh"
 [ ${#need[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test setup: installing $pkgs(apt-get)"
   export DEBIAN_FRONTEND=noninteractive
-  if apt-get install -y --no-install-recommends $pkgs >/tmp/holdfast-test-apt.log 2>&1 \
-     || { apt-get update >>/tmp/holdfast-test-apt.log 2>&1 \
-          && apt-get install -y --no-install-recommends $pkgs >>/tmp/holdfast-test-apt.log 2>&1; }; then
+  # The package lists first: on a fresh machine they are empty or stale.
+  if apt-get update >/tmp/holdfast-test-apt.log 2>&1 \
+     && apt-get install -y --no-install-recommends $pkgs >>/tmp/holdfast-test-apt.log 2>&1; then
     echo "test setup: installed $pkgs"
   else
     echo "test setup: could not install $pkgs (see /tmp/holdfast-test-apt.log); tests that need them will say they skipped"

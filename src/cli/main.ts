@@ -1,6 +1,7 @@
 /**
  * holdfast's command line: serve, check, explain, sessions, connect, schema. Exit codes: 0 ok, 1 runtime failure (e.g. cannot
- * listen), 64 usage, 70 internal error, 78 config error (systemd's RestartPreventExitStatus).
+ * listen), 64 usage, 70 internal error, 73 a file it must create cannot be (a host key), 78 config error
+ * (systemd's RestartPreventExitStatus).
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';

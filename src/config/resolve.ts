@@ -13,6 +13,7 @@ import type { RouteRule } from '../routing/route-table.js';
 import type { DestinationPattern } from '../routing/destination.js';
 import { inspectHostKey } from '../ssh/host-keys.js';
 import { strictModes } from '../ssh/strict-modes.js';
+import { checkAuthorizedKeys } from './key-files.js';
 import { certifies, readHostCertificate } from '../ssh/host-certificates.js';
 import { parseCaKeys } from '../ssh/user-ca.js';
 import { RevocationList } from '../ssh/krl.js';
@@ -145,18 +146,7 @@ export function resolveConfig(
   });
 
   const authorizedKeys = resolveConfigPath(c.authorizedKeys, ctx.baseDir);
-  if (hasUserTemplate(authorizedKeys)) {
-    const dir = path.dirname(authorizedKeys);
-    if (!hasUserTemplate(dir) && !isDirectory(dir)) {
-      problems.push({ path: ['authorizedKeys'], message: `folder ${dir} does not exist` });
-    }
-  } else if (!fs.existsSync(authorizedKeys)) {
-    // A typo here would lock every user out with nothing but "Permission denied" to show for it.
-    // The embedded default is for trying holdfast out: there it is a warning, not a refusal to start.
-    const msg = `${authorizedKeys} does not exist; create it with the users' public keys (OpenSSH authorized_keys format)`;
-    if (ctx.embedded) warnings.push(`authorizedKeys: ${msg}; every login is refused until it exists`);
-    else problems.push({ path: ['authorizedKeys'], message: msg });
-  }
+  checkAuthorizedKeys(authorizedKeys, ctx.embedded, { problems, warnings });
 
   // A user name is only a claim unless the key source binds it: with one authorized_keys file for
   // everyone, any key in it logs in under any name, so a `users` rule or a gateway login as `%u`
@@ -347,14 +337,6 @@ function resolveCertificates(c: ConfigParsed, baseDir: string, hostKeys: readonl
 function defined<T extends object>(o: T | undefined): Partial<T> {
   if (!o) return {};
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function isDirectory(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 function deepFreeze<T>(o: T): T {

@@ -22,8 +22,11 @@ function duration(doc: string) {
     .describe(doc);
 }
 
-function durationDefault(doc: string, def: string) {
-  return duration(doc).prefault(def);
+function durationDefault(doc: string, def: string, min?: { ms: number; why: string }) {
+  if (!min) return duration(doc).prefault(def);
+  return duration(doc)
+    .refine((ms) => ms >= min.ms, { message: `must be at least ${min.ms >= 1000 ? `${min.ms / 1000}s` : `${min.ms}ms`}: ${min.why}` })
+    .prefault(def);
 }
 
 const countMax = z
@@ -287,7 +290,7 @@ export const ConfigSchema = z
       .max(10000)
       .default(100)
       .describe('Concurrent forwarded channels allowed per client connection (each holds a socket to a target).'),
-    connectTimeout: durationDefault('Bound on connecting to a destination; the user then sees "connect failed".', '10s'),
+    connectTimeout: durationDefault('Bound on connecting to a destination; the user then sees "connect failed".', '10s', { ms: 100, why: 'a shorter bound fails every channel before a target can answer' }),
     shutdownTimeout: durationDefault('On SIGTERM/SIGINT: how long sessions get to close before they are cut.', '5s'),
     drainTimeout: durationDefault(
       'After an upgrade in place (SIGUSR2): how long sessions opened on the old code may carry on before they are closed with reason `shutdown` (the user\'s ssh says so).',
@@ -296,6 +299,7 @@ export const ConfigSchema = z
     workerStartTimeout: durationDefault(
       'How long a new worker (at start, or a new generation after SIGUSR2) has to report that it serves; past it the worker is killed and the upgrade fails (the running generation stays), so a hung start never blocks later upgrades.',
       '60s',
+      { ms: 1000, why: 'a worker needs longer than that to load and bind' },
     ),
     workers: z
       .union([z.number().int().min(1).max(256), z.literal('auto')])

@@ -21,6 +21,8 @@ export type FromWorker =
   /** Listening: the worker serves from now on. */
   | { readonly holdfast: 'ready'; readonly version: string; readonly pid: number }
   | { readonly holdfast: 'sessions'; readonly id: number; readonly sessions: SessionInfo[] }
+  /** A `reload` is done (applied, or refused with reload-failed logged). */
+  | { readonly holdfast: 'reloaded' }
   /** May this unauthenticated connection from `ip` start, under the worker's limits in force? */
   | { readonly holdfast: 'startup'; readonly id: number; readonly ip: string; readonly limits: StartupLimits }
   /** The startup `id` ended (authenticated, closed, or never admitted after a timeout). */
@@ -28,7 +30,7 @@ export type FromWorker =
 
 export function isFromWorker(m: unknown): m is FromWorker {
   const k = typeof m === 'object' && m !== null ? (m as { holdfast?: unknown }).holdfast : undefined;
-  return k === 'ready' || k === 'sessions' || k === 'startup' || k === 'startup-end';
+  return k === 'ready' || k === 'sessions' || k === 'reloaded' || k === 'startup' || k === 'startup-end';
 }
 
 export function isToWorker(m: unknown): m is ToWorker {

@@ -21,9 +21,11 @@ import { createLogger } from '../log.js';
 import { Events } from '../events.js';
 import { EXIT_OK, EXIT_SOFTWARE } from '../cli/exit-codes.js';
 import { isFromWorker, type ToWorker } from './messages.js';
-import type { Server } from 'node:http';
+import { answers } from './answers.js';
+import { SdNotify, monotonicUsec } from './sd-notify.js';
 import { AggregatorRegistry } from 'prom-client';
-import { ADMIN_TIMEOUT_MS, startAdmin, type AdminSources } from './admin.js';
+import { ADMIN_TIMEOUT_MS, type AdminSources } from './admin.js';
+import { AdminHolder } from './admin-holder.js';
 import type { SessionInfo } from '../session/describe.js';
 import { StartupLedger } from './shared-startups.js';
 
@@ -97,23 +99,26 @@ class Keeper {
   private starting: Generation | undefined;
   private stopping = false;
   private finish: (code: number) => void = () => {};
-  private admin: Server | undefined;
+  private admin: AdminHolder | undefined;
   private requestId = 0;
   /** maxStartups and perSourceMaxStartups, counted once for every worker. */
   private readonly startups = new StartupLedger();
+  private readonly notify: SdNotify;
 
   constructor(
     private readonly file: string | undefined,
     private loaded: LoadedConfig,
     private readonly events: Events,
-  ) {}
+  ) {
+    this.notify = new SdNotify(events);
+  }
 
   async run(): Promise<number> {
     const done = new Promise<number>((resolve) => (this.finish = resolve));
     // Before the first fork: a signal that arrives while the workers start must not kill the primary
     // by its default action (SIGHUP and SIGUSR2 would).
     process.on('SIGUSR2', () => void this.upgrade());
-    process.on('SIGHUP', () => this.tellAll({ holdfast: 'reload' }));
+    process.on('SIGHUP', () => void this.reload());
     process.on('SIGTERM', () => this.shutdown('SIGTERM'));
     process.on('SIGINT', () => this.shutdown('SIGINT'));
     this.upgrading = true; // no upgrade before the first generation serves
@@ -127,10 +132,49 @@ class Keeper {
     } finally {
       this.upgrading = false;
     }
-    const admin = this.loaded.config.admin;
-    if (admin && !this.stopping) this.admin = await startAdmin(admin, this.adminSources(), this.events);
+    if (!this.stopping) {
+      this.admin = new AdminHolder(this.adminSources(), this.events);
+      await this.admin.apply(this.loaded.config.admin);
+      void this.notify.send('READY=1', this.status());
+    }
     return done;
   }
+
+  private status(): string {
+    return `STATUS=serving: generation ${this.current.n}, ${this.current.workers.size} worker(s)`;
+  }
+
+  /**
+   * SIGHUP in the primary: what it holds itself follows the file too (the admin listener, the
+   * shutdown and worker-start bounds); `workers` waits for the next SIGUSR2, and says so. A config
+   * with errors changes nothing here (each worker logs reload-failed with the problems).
+   */
+  private async reload(): Promise<void> {
+    // systemd: reloading until every worker and the primary itself have re-read the file.
+    void this.notify.send('RELOADING=1', monotonicUsec());
+    const workers = [...this.current.workers].filter((w) => this.ready.has(w) && w.isConnected());
+    const acks = answers(workers, (m) => (m.holdfast === 'reloaded' ? true : undefined), ADMIN_TIMEOUT_MS, false);
+    this.tellAll({ holdfast: 'reload' });
+    await this.reloadOwn();
+    await acks;
+    if (!this.stopping) void this.notify.send('READY=1', this.status());
+  }
+
+  private async reloadOwn(): Promise<void> {
+    let next: LoadedConfig;
+    try {
+      next = loadConfig(this.file);
+    } catch {
+      return;
+    }
+    if (this.stopping) return;
+    const workersBefore = this.loaded.config.workers;
+    this.loaded = next;
+    const admin = this.admin ? await this.admin.apply(next.config.admin) : 'unchanged';
+    const workers = next.config.workers !== workersBefore ? { workersAtNextUpgrade: next.config.workers } : {};
+    this.events.emit('primary-reloaded', { config: next.config.source, admin, ...workers });
+  }
+
 
   /** What the admin listener serves: every worker's metrics and sessions, and the primary's state. */
   private adminSources(): AdminSources {
@@ -148,35 +192,12 @@ class Keeper {
   }
 
   /** Every serving worker's live sessions (draining ones included), within ADMIN_TIMEOUT_MS. */
-  private askSessions(): Promise<SessionInfo[]> {
+  private async askSessions(): Promise<SessionInfo[]> {
     const id = ++this.requestId;
     const workers = this.all().filter((w) => this.ready.has(w) && w.isConnected());
-    return new Promise((resolve, reject) => {
-      const out: SessionInfo[] = [];
-      let pending = workers.length;
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`${pending} of ${workers.length} workers did not answer within ${ADMIN_TIMEOUT_MS} ms`));
-      }, ADMIN_TIMEOUT_MS);
-      const onMessage = (w: Worker, m: unknown) => {
-        if (!isFromWorker(m) || m.holdfast !== 'sessions' || m.id !== id || !workers.includes(w)) return;
-        out.push(...m.sessions);
-        if (--pending === 0) {
-          cleanup();
-          resolve(out);
-        }
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        cluster.off('message', onMessage);
-      };
-      if (pending === 0) {
-        cleanup();
-        return resolve(out);
-      }
-      cluster.on('message', onMessage);
-      for (const w of workers) w.send({ holdfast: 'sessions', id } satisfies ToWorker);
-    });
+    const got = answers(workers, (m) => (m.holdfast === 'sessions' && m.id === id ? m.sessions : undefined), ADMIN_TIMEOUT_MS, true);
+    for (const w of workers) w.send({ holdfast: 'sessions', id } satisfies ToWorker);
+    return (await got).flat();
   }
 
   /** The first worker alone (it creates missing host keys), then the rest at once. */
@@ -312,8 +333,9 @@ class Keeper {
     }
     this.stopping = true;
     this.events.emit('signal', { signal });
+    void this.notify.send('STOPPING=1', 'STATUS=stopping: sessions are told, then closed');
     // Health says 503 from now on; the listener closes once every worker is gone.
-    this.admin?.closeIdleConnections();
+    this.admin?.closeIdle();
     this.tellAll({ holdfast: 'shutdown' });
     setTimeout(() => {
       for (const w of this.all()) w.process.kill('SIGKILL');
@@ -325,7 +347,6 @@ class Keeper {
   private maybeDone(): void {
     if (!this.stopping || this.all().length > 0) return;
     this.admin?.close();
-    this.admin?.closeAllConnections();
     this.finish(EXIT_OK);
   }
 

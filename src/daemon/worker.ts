@@ -15,8 +15,9 @@ import { ConfigError, formatProblem } from '../config/errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { Events } from '../events.js';
 import { HoldfastServer, ListenError } from '../server.js';
+import { HostKeyError } from '../ssh/host-keys.js';
 import { VERSION } from '../version.js';
-import { EXIT_FAILURE, EXIT_OK } from '../cli/exit-codes.js';
+import { EXIT_CANTCREAT, EXIT_FAILURE, EXIT_OK } from '../cli/exit-codes.js';
 import { isToWorker, type FromWorker } from './messages.js';
 import { Metrics } from '../metrics/collector.js';
 import { serveMetricsToPrimary } from './admin.js';
@@ -37,6 +38,10 @@ export async function runWorker(file: string | undefined, loaded: LoadedConfig):
       events.emit('listen-failed', { error: err.message });
       return EXIT_FAILURE;
     }
+    if (err instanceof HostKeyError) {
+      events.emit('host-key-failed', { error: err.message });
+      return EXIT_CANTCREAT;
+    }
     throw err;
   }
   const ready: FromWorker = { holdfast: 'ready', version: VERSION, pid: process.pid };
@@ -51,7 +56,10 @@ export async function runWorker(file: string | undefined, loaded: LoadedConfig):
     process.on('message', (m: unknown) => {
       if (!isToWorker(m)) return;
       if (m.holdfast === 'startup-verdict') startups.verdict(m);
-      else if (m.holdfast === 'reload') reload(server, file, log);
+      else if (m.holdfast === 'reload') {
+        reload(server, file, log);
+        process.send?.({ holdfast: 'reloaded' } satisfies FromWorker);
+      }
       else if (m.holdfast === 'sessions') {
         const answer: FromWorker = { holdfast: 'sessions', id: m.id, sessions: server.describeSessions().map((s) => ({ ...s, worker: cluster.worker?.id ?? 0 })) };
         process.send?.(answer);

@@ -22,6 +22,8 @@ export function inspectHostKey(file: string): HostKeyState {
       if (blocker && !fs.statSync(blocker).isDirectory()) {
         return { state: 'bad', message: `cannot create host key: ${blocker} is not a directory` };
       }
+      // serve creates the key (and the folders above it): whoever runs this must be able to.
+      if (blocker && !writable(blocker)) return { state: 'bad', message: cannotCreate(file, blocker) };
       return { state: 'missing' };
     }
     if (code === 'EISDIR') return { state: 'bad', message: `${file} is a directory, not a host key file` };
@@ -43,6 +45,25 @@ export function inspectHostKey(file: string): HostKeyState {
     return { state: 'bad', message: `${file} has mode ${mode}: a private key must not be readable by others; run chmod 600 ${file}` };
   }
   return { state: 'ok', type: key.type };
+}
+
+function writable(dir: string): boolean {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function cannotCreate(file: string, dir: string, code = 'EACCES'): string {
+  const uid = process.getuid?.() ?? 0;
+  return `cannot create host key ${file}: ${dir} is not writable by this user (uid ${uid}, ${code}); create the key as its owner (ssh-keygen -t ed25519 -N '' -f ${file}) or give the service user a folder it owns (the unit's StateDirectory=)`;
+}
+
+/** A host key that is missing and cannot be created: an operator's fix, not an internal error. */
+export class HostKeyError extends Error {
+  override name = 'HostKeyError';
 }
 
 function nearestExistingAncestor(dir: string): string | null {
@@ -82,14 +103,16 @@ export function loadOrCreateHostKey(file: string): { key: Buffer; created: boole
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const pair = generateHostKey();
   try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     // 'wx': never overwrite a key another process created meanwhile.
     fs.writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
     fs.writeFileSync(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new HostKeyError(cannotCreate(file, nearestExistingAncestor(path.dirname(file)) ?? path.dirname(file), code));
+    if (code !== 'EEXIST') throw err;
     return { key: fs.readFileSync(file), created: false };
   }
   return { key: Buffer.from(pair.private), created: true };

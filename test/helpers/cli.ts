@@ -8,8 +8,11 @@ export interface CliResult {
 }
 
 /** Runs `holdfast ARGS` to completion (for check, schema, --help). */
-export function holdfast(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
+export function holdfast(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; asUid?: number } = {}): CliResult {
+  // asUid: run as that user (and its group), as systemd's User= would: setpriv(1), from util-linux.
+  const argv = [process.execPath, BIN, ...args];
+  if (opts.asUid !== undefined) argv.unshift('setpriv', `--reuid=${opts.asUid}`, `--regid=${opts.asUid}`, '--clear-groups', '--');
+  const r = spawnSync(argv[0]!, argv.slice(1), {
     cwd: opts.cwd,
     env: { ...process.env, HOLDFAST_CONFIG: '', ...opts.env },
     encoding: 'utf8',

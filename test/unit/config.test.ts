@@ -65,4 +65,33 @@ describe('config loading', function () {
   it('does not treat YAML 1.1 oddities as values (yes, 0644, no)', function () {
     expect(() => load('authorizedKeys: ak/%u\nlogLevel: yes\nroutes: []\n')).to.throw(ConfigError, /logLevel/);
   });
+
+  // Issue 24: what every login is held to (StrictModes) is checked at load, so check fails first.
+  it('authorizedKeys held to StrictModes at load: a group/world-writable file or %u folder is an error; one user\'s file a warning naming the user', function () {
+    const file = path.join(dir, 'shared_keys');
+    fs.writeFileSync(file, '', { mode: 0o600 });
+    const noKeyWarnings = (yaml: string) => load(yaml).warnings.filter((w) => w.startsWith('authorizedKeys'));
+    expect(noKeyWarnings('authorizedKeys: shared_keys\nroutes: []\n')).to.deep.equal([]);
+    fs.chmodSync(file, 0o666);
+    expect(() => load('authorizedKeys: shared_keys\nroutes: []\n')).to.throw(ConfigError, /authorizedKeys: .*shared_keys is writable by group or others \(chmod go-w .*\): every login would be refused/);
+    const open = path.join(dir, 'open');
+    fs.mkdirSync(open);
+    fs.chmodSync(open, 0o777);
+    expect(() => load('authorizedKeys: open/%u\nroutes: []\n')).to.throw(ConfigError, /open is writable by group or others \(chmod go-w .*open\): every login would be refused/);
+    fs.chmodSync(open, 0o755);
+    fs.writeFileSync(path.join(open, 'alice.keys'), '', { mode: 0o600 });
+    fs.writeFileSync(path.join(open, 'bob.keys'), '');
+    fs.chmodSync(path.join(open, 'bob.keys'), 0o620);
+    fs.writeFileSync(path.join(open, 'README'), '');
+    fs.chmodSync(path.join(open, 'README'), 0o666);
+    expect(noKeyWarnings('authorizedKeys: open/%u.keys\nroutes: []\n')).to.deep.equal([
+      `authorizedKeys: ${path.join(open, 'bob.keys')} is writable by group or others (chmod go-w ${path.join(open, 'bob.keys')}): logins as bob are refused until it is fixed`,
+    ]);
+  });
+
+  it('connectTimeout and workerStartTimeout too short to work are errors', function () {
+    expect(() => load('authorizedKeys: ak/%u\nconnectTimeout: 0\nroutes: []\n')).to.throw(ConfigError, /connectTimeout: must be at least 100ms: a shorter bound fails every channel/);
+    expect(() => load('authorizedKeys: ak/%u\nworkerStartTimeout: 500ms\nroutes: []\n')).to.throw(ConfigError, /workerStartTimeout: must be at least 1s/);
+    expect(load('authorizedKeys: ak/%u\nconnectTimeout: 100ms\nroutes: []\n').config.connectTimeoutMs).to.equal(100);
+  });
 });

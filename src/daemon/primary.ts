@@ -22,6 +22,7 @@ import { Events } from '../events.js';
 import { EXIT_OK, EXIT_SOFTWARE } from '../cli/exit-codes.js';
 import { isFromWorker, type ToWorker } from './messages.js';
 import { answers } from './answers.js';
+import { PrimaryMetrics } from '../metrics/primary-metrics.js';
 import { SdNotify, monotonicUsec } from './sd-notify.js';
 import { AggregatorRegistry } from 'prom-client';
 import { ADMIN_TIMEOUT_MS, type AdminSources } from './admin.js';
@@ -104,6 +105,7 @@ class Keeper {
   /** maxStartups and perSourceMaxStartups, counted once for every worker. */
   private readonly startups = new StartupLedger();
   private readonly notify: SdNotify;
+  private readonly metrics: PrimaryMetrics;
 
   constructor(
     private readonly file: string | undefined,
@@ -111,6 +113,7 @@ class Keeper {
     private readonly events: Events,
   ) {
     this.notify = new SdNotify(events);
+    this.metrics = new PrimaryMetrics(events);
   }
 
   async run(): Promise<number> {
@@ -165,7 +168,7 @@ class Keeper {
     try {
       next = loadConfig(this.file);
     } catch {
-      return;
+      return this.metrics.reload('failed');
     }
     if (this.stopping) return;
     const workersBefore = this.loaded.config.workers;
@@ -180,7 +183,7 @@ class Keeper {
   private adminSources(): AdminSources {
     const aggregator = new AggregatorRegistry();
     return {
-      metrics: () => aggregator.clusterMetrics(),
+      metrics: async () => `${await aggregator.clusterMetrics()}\n${await this.metrics.text()}`,
       sessions: () => this.askSessions(),
       health: () =>
         this.stopping

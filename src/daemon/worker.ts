@@ -30,7 +30,7 @@ export async function runWorker(file: string | undefined, loaded: LoadedConfig):
   const startups = new SharedStartups((m) => process.send?.(m));
   const server = new HoldfastServer(loaded.config, events, undefined, startups);
   // The primary's admin listener aggregates every worker's registry (src/daemon/admin.ts).
-  serveMetricsToPrimary(new Metrics(events, server.live));
+  serveMetricsToPrimary(new Metrics(events, server.live, cluster.worker?.id ?? 0));
   try {
     await server.start();
   } catch (err) {

@@ -4,10 +4,10 @@
  * bytes of live channels) is read from the sessions at scrape time, so the data path does no metric
  * work at all. The primary aggregates every worker's registry (src/daemon/admin.ts).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventName, Events } from '../events.js';
 import { VERSION } from '../version.js';
-import { METRICS, NO_ROUTE, type MetricName, type MetricSpec } from './declarations.js';
+import { EVENT_LOOP_PRECISION_MS, METRICS, NO_ROUTE, type MetricName, type MetricSpec } from './declarations.js';
 
 /** What a scrape reads of the live sessions. */
 export interface LiveView {
@@ -63,9 +63,10 @@ export class Metrics {
   private readonly closedBytes = new Map<string, { up: number; down: number }>();
   private last: Snapshot | undefined;
 
-  constructor(events: Events, live: LiveView) {
+  constructor(events: Events, live: LiveView, worker?: number) {
     const scrape = this.scrapeFns(live);
     for (const [name, spec] of Object.entries(METRICS) as Array<[MetricName, MetricSpec]>) {
+      if (spec.scope === 'primary') continue;
       const fn = scrape[name];
       const base = {
         name,
@@ -81,6 +82,13 @@ export class Metrics {
           : spec.type === 'gauge'
             ? new Gauge(base)
             : new Histogram({ ...base, buckets: [...(spec.buckets ?? [])] });
+      if (spec.type === 'counter') for (const labels of spec.initial ?? []) (this.m[name] as Counter<string>).inc(labels, 0);
+    }
+    // The process itself (fds against their limit, RSS, heap, event-loop lag, GC), one series per worker.
+    if (worker !== undefined) {
+      collectDefaultMetrics({ register: this.registry, labels: { worker: String(worker) }, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
+      // Gauges named like counters (promtool check metrics refuses them); nodejs_active_* by type stay.
+      for (const n of ['nodejs_active_resources_total', 'nodejs_active_handles_total', 'nodejs_active_requests_total']) this.registry.removeSingleMetric(n);
     }
     this.gauge('holdfast_build_info').set({ version: VERSION, node: process.version }, 1);
     events.subscribe((name, fields) => {

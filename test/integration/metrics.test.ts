@@ -344,4 +344,54 @@ routes:
       await hf2.stop();
     }
   });
+
+  it('process metrics per worker (fds and their limit, RSS, event-loop lag, GC); label sets read 0 before any event; reloads and a worker restart are counted', async function () {
+    this.timeout(60_000);
+    const port3 = await freePort();
+    const dir = fs.mkdtempSync(path.join(scene.dir, 'ops-'));
+    for (const f of ['ak', 'hk']) fs.cpSync(path.join(scene.dir, f), path.join(dir, f), { recursive: true });
+    const cfg = `${CONFIG_HEAD}workers: 2\nadmin: { address: 127.0.0.1, port: ${port3} }\nroutes:\n  - name: ops\n    to: ["127.0.0.1:${scene.sshd.port}"]\n`;
+    const hf3 = await startHoldfast(dir, cfg);
+    const scrape = async () => (await fetch(`http://127.0.0.1:${port3}/metrics`)).text();
+    try {
+      await hf3.waitForLog(() => hf3.logs.filter((l) => l.event === 'worker-started').length === 2, 30_000, 'two workers');
+      await hf3.waitForLog((l) => l.event === 'admin-listening');
+      // prom-client measures the event-loop lag after a scrape (setImmediate): the next one shows it.
+      await scrape();
+      let text = await scrape();
+      for (const w of ['1', '2']) {
+        expect(sample(text, 'process_open_fds', { worker: w }), `worker ${w} fds`).to.be.greaterThan(0);
+        expect(sample(text, 'process_max_fds', { worker: w }), `worker ${w} fd limit`).to.be.greaterThan(0);
+        expect(sample(text, 'process_resident_memory_bytes', { worker: w }), `worker ${w} RSS`).to.be.greaterThan(0);
+        expect(sample(text, 'nodejs_eventloop_lag_seconds', { worker: w }), `worker ${w} lag`).to.be.at.least(0);
+      }
+      expect(text).to.include('# TYPE nodejs_gc_duration_seconds histogram');
+      // Series that exist before their first event (a rate() over them needs a 0 to start from).
+      for (const [name, labels] of [
+        ['holdfast_auth_attempts_total', { method: 'publickey', result: 'failed' }],
+        ['holdfast_sessions_total', { mode: 'gateway' }],
+        ['holdfast_proxy_refused_total', { cause: 'timeout' }],
+        ['holdfast_reloads_total', { result: 'failed' }],
+        ['holdfast_upgrades_total', { result: 'complete' }],
+        ['holdfast_worker_restarts_total', {}],
+      ] as const) expect(sample(text, name, labels), `${name} ${JSON.stringify(labels)}`).to.equal(0);
+      const lint = spawnSync('sh', ['-c', 'command -v promtool']).status === 0 ? spawnSync('promtool', ['check', 'metrics'], { input: text }) : null;
+      if (lint) expect(lint.status, `promtool: ${lint.stdout.toString()}${lint.stderr.toString()}`).to.equal(0);
+
+      // A reload, a reload of a broken file, a worker killed: each counted once.
+      hf3.proc.kill('SIGHUP');
+      await waitFor(async () => sample(await scrape(), 'holdfast_reloads_total', { result: 'applied' }) === 1, { what: 'reloads applied 1' });
+      fs.writeFileSync(path.join(dir, 'holdfast.yaml'), `${cfg}bogus: 1\n`);
+      hf3.proc.kill('SIGHUP');
+      await waitFor(async () => sample(await scrape(), 'holdfast_reloads_total', { result: 'failed' }) === 1, { what: 'reloads failed 1' });
+      fs.writeFileSync(path.join(dir, 'holdfast.yaml'), cfg);
+      const victim = hf3.logs.find((l) => l.event === 'worker-started')!;
+      process.kill(Number(victim.pid), 'SIGKILL');
+      await waitFor(async () => sample(await scrape(), 'holdfast_worker_restarts_total') === 1, { timeoutMs: 20_000, what: 'worker restarts 1' });
+      text = await scrape();
+      console.log(`      worker 2: fds ${sample(text, 'process_open_fds', { worker: '2' })}/${sample(text, 'process_max_fds', { worker: '2' })}, lag ${(sample(text, 'nodejs_eventloop_lag_seconds', { worker: '2' }) * 1000).toFixed(1)} ms; reloads applied/failed ${sample(text, 'holdfast_reloads_total', { result: 'applied' })}/${sample(text, 'holdfast_reloads_total', { result: 'failed' })}; worker restarts ${sample(text, 'holdfast_worker_restarts_total')}`);
+    } finally {
+      await hf3.stop();
+    }
+  });
 });

@@ -276,10 +276,11 @@ routes:
   });
 
   it('every metric the Grafana dashboard and the alert rules name is exported; promtool accepts the rules', function () {
-    const names = (s: string) => new Set([...s.matchAll(/\b(holdfast_[a-z_]+)/g)].map((m) => m[1]!.replace(/_(bucket|count|sum)$/, '')));
+    const names = (s: string) => new Set([...s.matchAll(/\b(holdfast_[a-z_]+|process_(?:open|max)_fds|process_resident_memory_bytes|nodejs_eventloop_lag_p99_seconds)\b/g)].map((m) => m[1]!.replace(/_(bucket|count|sum)$/, '')));
     const dashboard = fs.readFileSync(path.join(ROOT, 'examples/grafana/holdfast.json'), 'utf8');
     const rules = fs.readFileSync(path.join(ROOT, 'examples/prometheus/holdfast-alerts.yaml'), 'utf8');
-    const exported = new Set(Object.keys(METRICS));
+    // prom-client's process metrics (collector.ts, collectDefaultMetrics) beside holdfast's own.
+    const exported = new Set([...Object.keys(METRICS), 'process_open_fds', 'process_max_fds', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds']);
     const used = [...names(dashboard), ...names(rules)];
     expect(used.length).to.be.greaterThan(8);
     for (const n of used) expect(exported.has(n), `${n} is named but not exported`).to.equal(true);
@@ -288,8 +289,15 @@ routes:
       expect(r.status, r.stdout.toString() + r.stderr.toString()).to.equal(0);
     }
     // Every panel's queries parse as JSON-embedded PromQL strings, and each panel has one.
-    const dash = JSON.parse(dashboard) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    const dash = JSON.parse(dashboard) as { panels: Array<{ title: string; targets: Array<{ expr: string }>; fieldConfig?: { defaults?: { custom?: { stacking?: { mode?: string } } } } }> };
     for (const p of dash.panels) expect(p.targets.length, p.title).to.be.greaterThan(0);
+    // Nothing stacked (session and channel closes stacked counted one disconnect twice), and the
+    // refusals, logins and channel opens each on a graph of their own.
+    for (const p of dash.panels) expect(p.fieldConfig?.defaults?.custom?.stacking?.mode ?? 'none', `${p.title} is stacked`).to.equal('none');
+    for (const family of ['holdfast_session_closes_total', 'holdfast_auth_attempts_total', 'holdfast_channels_opened_total']) {
+      const with_ = dash.panels.filter((p) => p.targets.some((t) => t.expr.includes(family)));
+      expect(with_.map((p) => p.targets.length), `${family}: panels and their queries`).to.deep.equal([1]);
+    }
   });
 
   it('with workers: 2, /metrics and /sessions cover both workers; /healthz says 503 while shutting down', async function () {

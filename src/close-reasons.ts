@@ -44,6 +44,10 @@ export const CLOSE_REASONS = {
     scopes: ['session', 'channel', 'gateway-channel'],
     meaning: 'no channel data either way for the route\'s `idleTimeout` (keepalive traffic does not count), or a connection with no channel for the top-level `idleTimeout`',
   },
+  'admin-closed': {
+    scopes: ['session', 'channel', 'gateway', 'gateway-channel', 'resumable'],
+    meaning: 'an operator ended the session from the admin side (`holdfast sessions --close ID`); the user\'s ssh prints it with the operator\'s reason',
+  },
   'session-time-limit': { scopes: ['session', 'channel', 'gateway', 'gateway-channel'], meaning: "the connection reached the `maxSessionTime` of a route it has a channel on, however busy" },
 } as const satisfies Record<string, ReasonSpec>;
 
@@ -59,7 +63,7 @@ export type GatewayChannelCloseReason = ReasonIn<'gateway-channel'>;
 export type ResumableCloseReason = ReasonIn<'resumable'>;
 
 /** Reasons a session passes on to everything on it; any other close is "session-closed" for them. */
-const PASSED_ON = ['shutdown', 'client-keepalive-timeout', 'access-revoked', 'session-time-limit'] as const;
+const PASSED_ON = ['shutdown', 'client-keepalive-timeout', 'access-revoked', 'session-time-limit', 'admin-closed'] as const;
 export type ChildReason = (typeof PASSED_ON)[number] | 'session-closed';
 
 /** What a session's close means for everything on it. */
@@ -76,6 +80,7 @@ export function sessionReasonFor(reason: GatewayCloseReason): SessionCloseReason
 export function disconnectText(reason: SessionCloseReason, detail: string | undefined): string {
   if (reason === 'shutdown') return 'holdfast: the jump host is shutting down; reconnect in a moment';
   if (reason === 'auth-failed') return 'holdfast: too many authentication failures';
+  if (reason === 'admin-closed') return `holdfast: an administrator ended this session${detail ? `: ${detail}` : ''}`;
   return `holdfast: ${reason}${detail ? ` (${detail})` : ''}`;
 }
 

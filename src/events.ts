@@ -90,6 +90,7 @@ export const EVENTS = {
     'SIGHUP, in the main process: the admin listener follows the file (`reopened`: a new address or token; `closed`: `admin:` removed), so do shutdownTimeout and workerStartTimeout; a changed `workers` applies at the next SIGUSR2 (`workersAtNextUpgrade`)',
   ),
   'notify-failed': ev<Why & { fix: string }>('warn', "a readiness message for systemd (Type=notify) could not be sent; once per process"),
+  'admin-session-close': ev<{ session: string; why: string; found: boolean; src: string }>('warn', 'the admin side asked to end a session (`holdfast sessions --close`): who asked (src), why, and whether a worker held it; that session then closes with reason `admin-closed`'),
   'admin-failed': ev<{ error: string; effect: string }>('error', 'the admin listener could not bind or failed; SSH is served as usual'),
   'drain-begin': ev<{ sessions: number; timeoutMs: number }>('info', 'a worker of an old generation stopped accepting; its sessions carry on until they end or drainTimeout'),
   'startup-refused': ev<Why & { src: string; pending: number; notLogged?: number }>('warn', 'a connection refused by maxStartups / perSourceMaxStartups (at most one line per 5 s, with `notLogged`)'),

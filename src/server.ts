@@ -158,6 +158,19 @@ export class HoldfastServer {
   };
 
   /** The live sessions, for the admin API's /sessions. */
+  /** The admin side ends session `id` (a live connection, or a detached resumable session). */
+  closeSession(id: string, why: string): boolean {
+    for (const s of this.sessions) {
+      if (s.id !== id) continue;
+      s.close('admin-closed', why);
+      return true;
+    }
+    const e = this.resumes.all().find((r) => r.id === id);
+    if (!e) return false;
+    e.leg.close('admin-closed', why);
+    return true;
+  }
+
   describeSessions(): SessionInfo[] {
     const detached = this.resumes.all().filter((e) => !e.leg.isAttached);
     return [...[...this.sessions].map(describeSession), ...detached.map(describeDetached)];

@@ -104,14 +104,16 @@ export async function main(args: string[]): Promise<number> {
     )
     .command(
       'sessions',
-      "List the live sessions (from the admin listener named in the config, or --admin HOST:PORT)",
+      "List the live sessions (from the admin listener named in the config, or --admin HOST:PORT); --close ID ends one",
       (y) =>
         y
           .option('admin', { type: 'string', requiresArg: true, describe: 'the admin listener, HOST:PORT (instead of reading the config)' })
           .option('token-file', { type: 'string', requiresArg: true, describe: "with --admin: the file holding the listener's bearer token (admin.tokenFile)" })
-          .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of a table' }),
+          .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of a table' })
+          .option('close', { type: 'string', requiresArg: true, describe: 'end the session with this ID (needs admin.tokenFile); its user sees --why' })
+          .option('why', { type: 'string', requiresArg: true, describe: 'with --close: the reason the user\'s ssh prints' }),
       (argv) => {
-        chosen = () => runSessions({ admin: argv.admin, tokenFile: argv['token-file'], json: argv.json, load: () => tryLoad(configFile(argv)) });
+        chosen = () => runSessions({ admin: argv.admin, tokenFile: argv['token-file'], json: argv.json, close: argv.close, why: argv.why, load: () => tryLoad(configFile(argv)) });
       },
     )
     .command(connectCommand.command, connectCommand.describe, connectCommand.builder, (argv) => {

@@ -8,7 +8,15 @@ import type { SessionInfo, LegInfo } from '../session/describe.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import type { LoadedConfig } from '../config/load.js';
 
-export async function runSessions(opts: { admin: string | undefined; tokenFile: string | undefined; json: boolean; load: () => LoadedConfig | null }): Promise<number> {
+export async function runSessions(opts: { admin: string | undefined; tokenFile: string | undefined; json: boolean; close?: string | undefined; why?: string | undefined; load: () => LoadedConfig | null }): Promise<number> {
+  if (opts.why !== undefined && opts.close === undefined) {
+    process.stderr.write('holdfast: --why goes with --close ID\n');
+    return EXIT_USAGE;
+  }
+  if (opts.close !== undefined && !/^[0-9a-f]{8}$/.test(opts.close)) {
+    process.stderr.write(`holdfast: --close ${JSON.stringify(opts.close)} is not a session id (8 hex digits: the ID column of holdfast sessions)\n`);
+    return EXIT_USAGE;
+  }
   let at: string;
   let token: string | undefined;
   if (opts.tokenFile !== undefined && opts.admin === undefined) {
@@ -41,6 +49,7 @@ export async function runSessions(opts: { admin: string | undefined; tokenFile: 
     const host = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '[::1]' : a.address.includes(':') ? `[${a.address}]` : a.address;
     at = `${host}:${a.port}`;
   }
+  if (opts.close !== undefined) return closeOne(at, token, opts.close, opts.why);
   let sessions: SessionInfo[];
   try {
     const res = await fetch(`http://${at}/sessions`, { signal: AbortSignal.timeout(10_000), ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
@@ -60,6 +69,31 @@ export async function runSessions(opts: { admin: string | undefined; tokenFile: 
   }
   process.stdout.write(opts.json ? `${JSON.stringify(sessions, null, 2)}\n` : table(sessions));
   return EXIT_OK;
+}
+
+/** POST /sessions/ID/close: the user's ssh prints `why`. */
+async function closeOne(at: string, token: string | undefined, id: string, why: string | undefined): Promise<number> {
+  const url = `http://${at}/sessions/${id}/close`;
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      signal: AbortSignal.timeout(10_000),
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(why !== undefined ? { why } : {}),
+    });
+    const text = (await res.text()).trim();
+    if (res.ok) {
+      process.stdout.write(`closed session ${id}${why ? ` (the user sees: ${why})` : ''}\n`);
+      return EXIT_OK;
+    }
+    const said = res.status === 404 ? `no session ${id} is open (holdfast sessions lists them)` : res.status === 401 ? 'the admin token was refused or not sent (run with --config, or --admin HOST:PORT --token-file FILE)' : text;
+    process.stderr.write(`holdfast: cannot close session ${id}: ${said}\n`);
+    return EXIT_FAILURE;
+  } catch (err) {
+    const msg = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+    process.stderr.write(`holdfast: cannot reach ${url}: ${msg} (is holdfast running with admin: configured?)\n`);
+    return EXIT_FAILURE;
+  }
 }
 
 function rtt(l: LegInfo | null): string {

@@ -320,12 +320,12 @@ export const ConfigSchema = z
           .min(1)
           .optional()
           .describe(
-            'A file holding a bearer token (at least 16 characters, e.g. `openssl rand -hex 32`; mode 0600): /metrics and /sessions then answer only requests with `Authorization: Bearer <token>` (401 otherwise); /healthz stays open for health checks. `holdfast sessions --config` sends it. Read at start.',
+            'A file holding a bearer token (at least 16 characters, e.g. `openssl rand -hex 32`; mode 0600): /metrics and /sessions then answer only requests with `Authorization: Bearer <token>` (401 otherwise); /healthz stays open for health checks. `holdfast sessions --config` sends it. Ending a session (`holdfast sessions --close`) needs it. Read at start and at each SIGHUP (a rotated token applies then).',
           ),
       })
       .optional()
       .describe(
-        'HTTP admin listener, off unless configured: GET /metrics (Prometheus), /healthz (200 while accepting, 503 while shutting down) and /sessions (JSON, what `holdfast sessions` shows). Served by the main process for every worker; never reachable through holdfast\'s own forwarding. A change needs a restart.',
+        'HTTP admin listener, off unless configured: GET /metrics (Prometheus), /healthz (200 while accepting, 503 while shutting down) and /sessions (JSON, what `holdfast sessions` shows). Served by the main process for every worker; never reachable through holdfast\'s own forwarding. A SIGHUP applies a change (the listener is reopened).',
       ),
     resume: z
       .strictObject({

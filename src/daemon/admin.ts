@@ -27,7 +27,13 @@ export interface AdminSources {
   metrics(): Promise<string>;
   sessions(): Promise<SessionInfo[]>;
   health(): { readonly ok: boolean; readonly state: string };
+  /** Ends session `id` wherever it is; false: no worker holds it. */
+  close(id: string, why: string): Promise<boolean>;
 }
+
+/** A close request's body ({"why": "..."}) is at most this long; `why` is cut to WHY_MAX characters. */
+const BODY_MAX = 2048;
+const WHY_MAX = 200;
 
 /** A scrape or a `holdfast sessions` call never waits longer than this for the workers. */
 export const ADMIN_TIMEOUT_MS = 5000;
@@ -47,7 +53,7 @@ export function startAdmin(at: AdminListener, src: AdminSources, events: Events)
   const authorized = bearerCheck(at.auth?.token);
   const server = http.createServer(
     { connectionsCheckingInterval: ADMIN_CHECK_MS, headersTimeout: ADMIN_HEADER_TIMEOUT_MS, requestTimeout: ADMIN_TIMEOUT_MS * 2, keepAliveTimeout: ADMIN_HEADER_TIMEOUT_MS },
-    (req, res) => void answer(req, res, src, authorized),
+    (req, res) => void answer(req, res, { src, authorized, canWrite: at.auth !== undefined, events }),
   );
   server.maxConnections = ADMIN_MAX_CONNECTIONS;
   const perSource = new KeyedCount();
@@ -82,9 +88,20 @@ export function bearerCheck(token: string | undefined): (req: http.IncomingMessa
   return (req) => crypto.timingSafeEqual(crypto.createHash('sha256').update(req.headers.authorization ?? '').digest(), want);
 }
 
-async function answer(req: http.IncomingMessage, res: http.ServerResponse, src: AdminSources, authorized: (req: http.IncomingMessage) => boolean): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
-  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET\n');
+interface Ctx {
+  readonly src: AdminSources;
+  readonly authorized: (req: http.IncomingMessage) => boolean;
+  /** Only a listener with a token may change anything. */
+  readonly canWrite: boolean;
+  readonly events: Events;
+}
+
+async function answer(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx): Promise<void> {
+  const { src, authorized } = ctx;
+  const path = (req.url ?? '/').split('?')[0]!;
+  const close = /^\/sessions\/([0-9a-f]{8})\/close$/.exec(path);
+  if (req.method === 'POST' && close) return closeSession(req, res, close[1]!, ctx);
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET (and POST /sessions/ID/close)\n');
   if ((path === '/metrics' || path === '/sessions') && !authorized(req)) {
     res.setHeader('www-authenticate', 'Bearer realm="holdfast"');
     return send(res, 401, 'text/plain', 'unauthorized: send Authorization: Bearer <the token in admin.tokenFile>\n');
@@ -97,6 +114,45 @@ async function answer(req: http.IncomingMessage, res: http.ServerResponse, src: 
     }
     if (path === '/sessions') return send(res, 200, 'application/json', `${JSON.stringify(await src.sessions())}\n`);
     return send(res, 404, 'text/plain', 'not found: try /metrics, /healthz or /sessions\n');
+  } catch (err) {
+    return send(res, 500, 'text/plain', `${err instanceof Error ? err.message : String(err)}\n`);
+  }
+}
+
+/** POST /sessions/ID/close, body {"why": "..."}: the bearer token required, and a token configured. */
+async function closeSession(req: http.IncomingMessage, res: http.ServerResponse, id: string, ctx: Ctx): Promise<void> {
+  if (!ctx.canWrite) return send(res, 403, 'text/plain', 'ending sessions needs admin.tokenFile: without a token the admin listener is read-only\n');
+  if (!ctx.authorized(req)) {
+    res.setHeader('www-authenticate', 'Bearer realm="holdfast"');
+    return send(res, 401, 'text/plain', 'unauthorized: send Authorization: Bearer <the token in admin.tokenFile>\n');
+  }
+  let body = '';
+  try {
+    for await (const chunk of req) {
+      body += chunk;
+      if (body.length > BODY_MAX) return send(res, 413, 'text/plain', `the body is at most ${BODY_MAX} bytes: {"why": "..."}\n`);
+    }
+  } catch {
+    return;
+  }
+  let why = 'ended by an administrator';
+  if (body.trim()) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return send(res, 400, 'text/plain', 'the body must be JSON: {"why": "..."}\n');
+    }
+    const w = (parsed as { why?: unknown } | null)?.why;
+    if (w !== undefined && typeof w !== 'string') return send(res, 400, 'text/plain', '"why" must be a string\n');
+    // What the user's ssh prints: printable text only, bounded.
+    if (w) why = w.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, WHY_MAX);
+  }
+  try {
+    const found = await ctx.src.close(id, why);
+    ctx.events.emit('admin-session-close', { session: id, why, found, src: `${req.socket.remoteAddress}:${req.socket.remotePort}` });
+    if (!found) return send(res, 404, 'application/json', `${JSON.stringify({ closed: false, error: `no session ${id}: see holdfast sessions` })}\n`);
+    return send(res, 200, 'application/json', `${JSON.stringify({ closed: true, session: id, why })}\n`);
   } catch (err) {
     return send(res, 500, 'text/plain', `${err instanceof Error ? err.message : String(err)}\n`);
   }

@@ -14,6 +14,8 @@ export type ToWorker =
   | { readonly holdfast: 'shutdown' }
   /** The admin API asks for the live sessions (answered with `sessions` and the same id). */
   | { readonly holdfast: 'sessions'; readonly id: number }
+  /** `holdfast sessions --close`: end session `session` if this worker holds it (answered with `closed`). */
+  | { readonly holdfast: 'close-session'; readonly id: number; readonly session: string; readonly why: string }
   /** The answer to a worker's `startup` (src/daemon/shared-startups.ts); `pending` is host-wide. */
   | { readonly holdfast: 'startup-verdict'; readonly id: number; readonly ok: boolean; readonly why?: string; readonly pending: number };
 
@@ -21,6 +23,8 @@ export type FromWorker =
   /** Listening: the worker serves from now on. */
   | { readonly holdfast: 'ready'; readonly version: string; readonly pid: number }
   | { readonly holdfast: 'sessions'; readonly id: number; readonly sessions: SessionInfo[] }
+  /** The answer to `close-session`: whether this worker held (and closed) it. */
+  | { readonly holdfast: 'closed'; readonly id: number; readonly found: boolean }
   /** A `reload` is done (applied, or refused with reload-failed logged). */
   | { readonly holdfast: 'reloaded' }
   /** May this unauthenticated connection from `ip` start, under the worker's limits in force? */
@@ -30,10 +34,10 @@ export type FromWorker =
 
 export function isFromWorker(m: unknown): m is FromWorker {
   const k = typeof m === 'object' && m !== null ? (m as { holdfast?: unknown }).holdfast : undefined;
-  return k === 'ready' || k === 'sessions' || k === 'reloaded' || k === 'startup' || k === 'startup-end';
+  return k === 'ready' || k === 'sessions' || k === 'closed' || k === 'reloaded' || k === 'startup' || k === 'startup-end';
 }
 
 export function isToWorker(m: unknown): m is ToWorker {
   const k = typeof m === 'object' && m !== null ? (m as { holdfast?: unknown }).holdfast : undefined;
-  return k === 'reload' || k === 'drain' || k === 'shutdown' || k === 'sessions' || k === 'startup-verdict';
+  return k === 'reload' || k === 'drain' || k === 'shutdown' || k === 'sessions' || k === 'close-session' || k === 'startup-verdict';
 }

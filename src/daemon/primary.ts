@@ -185,6 +185,13 @@ class Keeper {
     return {
       metrics: async () => `${await aggregator.clusterMetrics()}\n${await this.metrics.text()}`,
       sessions: () => this.askSessions(),
+      close: async (session, why) => {
+        const id = ++this.requestId;
+        const workers = this.all().filter((w) => this.ready.has(w) && w.isConnected());
+        const got = answers(workers, (m) => (m.holdfast === 'closed' && m.id === id ? m.found : undefined), ADMIN_TIMEOUT_MS, true);
+        for (const w of workers) w.send({ holdfast: 'close-session', id, session, why } satisfies ToWorker);
+        return (await got).some(Boolean);
+      },
       health: () =>
         this.stopping
           ? { ok: false, state: 'shutting down' }

@@ -64,6 +64,7 @@ export async function runWorker(file: string | undefined, loaded: LoadedConfig):
         const answer: FromWorker = { holdfast: 'sessions', id: m.id, sessions: server.describeSessions().map((s) => ({ ...s, worker: cluster.worker?.id ?? 0 })) };
         process.send?.(answer);
       }
+      else if (m.holdfast === 'close-session') process.send?.({ holdfast: 'closed', id: m.id, found: server.closeSession(m.session, m.why) } satisfies FromWorker);
       else if (m.holdfast === 'drain') end(server.drain(m.timeoutMs));
       else end(server.stop());
     });

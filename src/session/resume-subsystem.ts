@@ -169,7 +169,9 @@ function register(s: SessionScope, e: ResumableEntry): void {
     dst: e.dst,
     route: e.route,
     relay: e.leg,
-    close: (_reason) => e.leg.detach(`the SSH connection carrying it ended`),
+    // The connection carrying it ended: the leg waits for its helper, unless an operator ended the
+    // session (then the helper must not bring it back).
+    close: (reason, detail) => (reason === 'admin-closed' ? e.leg.close('admin-closed', detail) : e.leg.detach(`the SSH connection carrying it ended`)),
     release: () => {},
   };
   attachedTo.set(e, { s, rec });

@@ -27,7 +27,8 @@ describe('holdfast connect: a resumable client leg', function () {
   let file: string;
   let hash: string;
   let adminPort: number;
-  const admin = async (p: string) => (await fetch(`http://127.0.0.1:${adminPort}${p}`)).text();
+  const TOKEN = 'd'.repeat(40);
+  const admin = async (p: string, init: RequestInit = {}) => (await fetch(`http://127.0.0.1:${adminPort}${p}`, { ...init, headers: { authorization: `Bearer ${TOKEN}` } })).text();
 
   before(async function () {
     this.timeout(60_000);
@@ -39,10 +40,11 @@ describe('holdfast connect: a resumable client leg', function () {
     fs.writeFileSync(file, data);
     hash = crypto.createHash('sha256').update(data).digest('hex');
     adminPort = await freePort();
+    fs.writeFileSync(path.join(scene.dir, 'admin.token'), `${TOKEN}\n`, { mode: 0o600 });
     hf = await startHoldfast(
       scene.dir,
       `${CONFIG_HEAD}workers: 1
-admin: { address: 127.0.0.1, port: ${adminPort} }
+admin: { address: 127.0.0.1, port: ${adminPort}, tokenFile: admin.token }
 resume: { detachTimeout: 60s }
 routes:
   - name: t
@@ -276,6 +278,20 @@ routes:
       scene.authorizeOwn('alice');
       hf.proc.kill('SIGHUP');
     }
+  });
+  it('POST /sessions/ID/close (what holdfast sessions --close sends) ends a detached session (admin-closed); it is no longer listed', async function () {
+    this.timeout(30_000);
+    const a = rawTransport(scene.cfg.alice!, 'alice', hf.port);
+    a.hello({ v: 1, dst: { host: '127.0.0.1', port: scene.sshd.port } });
+    const welcome = await waitFor(() => a.json(FRAME.WELCOME), { timeoutMs: 10_000, what: 'the WELCOME' });
+    a.stop();
+    await hf.waitForLog((l) => l.event === 'session-detached' && l.resumable === welcome.id);
+    const said = JSON.parse(await admin(`/sessions/${String(welcome.id)}/close`, { method: 'POST', body: JSON.stringify({ why: 'laptop reported stolen' }) })) as { closed: boolean };
+    expect(said.closed).to.equal(true);
+    const closed = await hf.waitForLog((l) => l.event === 'resume-close' && l.resumable === welcome.id, 10_000);
+    expect([closed.reason, closed.detail]).to.deep.equal(['admin-closed', 'laptop reported stolen']);
+    const listed = JSON.parse(await admin('/sessions')) as Array<{ id: string }>;
+    expect(listed.map((x) => x.id), 'no longer listed').to.not.include(welcome.id);
   });
   it('check and explain show the resume settings per route', async function () {
     this.timeout(30_000);

@@ -6,7 +6,8 @@
 # real load balancer sending PROXY protocol to two replicas), PuTTY's plink and paramiko (more SSH
 # clients), ssh-audit (audits holdfast's algorithm offer), and an OpenSSH 10.0 in a folder of its own
 # (test/fetch-openssh10.sh: post-quantum interop), systemd's tools (systemd-analyze checks the unit,
-# systemd-notify carries Type=notify messages) and setpriv (runs holdfast as another user). Runs as root with apt-get; otherwise it says what
+# systemd-notify carries Type=notify messages), setpriv (runs holdfast as another user), python3-seccomp
+# (the unit's system call filter, without systemd), and lintian (lists the .deb's findings). Runs as root with apt-get; otherwise it says what
 # is missing and the tests that need it say what they skipped.
 set -u
 need=()
@@ -27,6 +28,8 @@ command -v ssh-audit >/dev/null 2>&1 || need+=(ssh-audit)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v systemd-notify >/dev/null 2>&1 || need+=(systemd)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 bash "$(dirname "$0")/fetch-openssh10.sh"
 [ ${#need[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')

@@ -15,6 +15,8 @@
  * unasked is replaced (after a pause when it keeps dying) and logged.
  */
 import cluster, { type Worker } from 'node:cluster';
+import fs from 'node:fs';
+import path from 'node:path';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { createLogger } from '../log.js';
@@ -76,6 +78,10 @@ export function runPrimary(file: string | undefined, loaded: LoadedConfig): Prom
   // itself at its limit has libuv close the connection (the EMFILE trick) and serves again as soon as
   // a descriptor is free; src/fd-budget.ts refuses well before that point.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Started by a release folder's launcher (bin/holdfast): its own Node, by the path as named too, so
+  // the first fork after a switched symlink runs the new release's Node with the new release's code.
+  const release = process.env.HOLDFAST_RELEASE;
+  if (release && fs.existsSync(path.join(release, 'node', 'bin', 'node'))) process.execPath = path.join(release, 'node', 'bin', 'node');
   cluster.setupPrimary({ exec: process.argv[1]!, args: process.argv.slice(2) });
   return new Keeper(file, loaded, events).run();
 }

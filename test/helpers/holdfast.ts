@@ -39,6 +39,8 @@ export interface StartOptions {
   readonly nofile?: number;
   /** The entry script (default: this checkout's bin/holdfast.js), e.g. a release behind a symlink. */
   readonly bin?: string;
+  /** An executable that runs holdfast by itself (a release's bin/holdfast launcher), instead of node BIN. */
+  readonly launcher?: string;
   /** A command line holdfast's runs under (it must exec holdfast, keeping the pid), e.g. a sandbox. */
   readonly wrap?: string[];
 }
@@ -51,7 +53,7 @@ export async function startHoldfast(dir: string, yaml: string | null, opts: Star
     fs.writeFileSync(file, yaml);
     args.push('--config', file);
   }
-  const argv = [process.execPath, ...(opts.nodeArgs ?? []), ...args, ...(opts.args ?? [])];
+  const argv = opts.launcher ? [opts.launcher, ...args.slice(1), ...(opts.args ?? [])] : [process.execPath, ...(opts.nodeArgs ?? []), ...args, ...(opts.args ?? [])];
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
   if (opts.nofile) argv.unshift('prlimit', `--nofile=${opts.nofile}:${opts.nofile}`, '--');
   if (opts.wrap) argv.unshift(...opts.wrap);

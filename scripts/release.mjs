@@ -23,8 +23,9 @@ const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: ['ignore',
 
 try {
   fs.mkdirSync(out, { recursive: true });
-  // 1. What npm publishes (package.json "files"), unpacked as the release folder.
-  const tgz = sh('npm', ['pack', '--silent', '--pack-destination', tmp], { cwd: root }).trim().split('\n').at(-1);
+  // 1. What npm publishes (package.json "files"), unpacked as the release folder (dist/ is built
+  // already: npm run release runs tsc first; no prepare here, which would rewrite dist/ under tests).
+  const tgz = sh('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', tmp], { cwd: root }).trim().split('\n').at(-1);
   sh('tar', ['-xzf', path.join(tmp, tgz), '-C', tmp]);
   const name = `holdfast-${V}`;
   const stage = path.join(tmp, name);

@@ -262,13 +262,18 @@ routes:
     expect(r.stdout.toString(), r.stderr).to.equal('plink-resume\n');
     expect(r.code).to.equal(4);
   });
-  it("removing the user's key + SIGHUP ends a detached session (access-revoked)", async function () {
-    this.timeout(30_000);
+  /** A resumable session of alice's whose transport is gone: its WELCOME. */
+  async function detachedSession(): Promise<Record<string, unknown>> {
     const a = rawTransport(scene.cfg.alice!, 'alice', hf.port);
     a.hello({ v: 1, dst: { host: '127.0.0.1', port: scene.sshd.port } });
     const welcome = await waitFor(() => a.json(FRAME.WELCOME), { timeoutMs: 10_000, what: 'the WELCOME' });
     a.stop();
     await hf.waitForLog((l) => l.event === 'session-detached' && l.resumable === welcome.id);
+    return welcome;
+  }
+  it("removing the user's key + SIGHUP ends a detached session (access-revoked)", async function () {
+    this.timeout(30_000);
+    const welcome = await detachedSession();
     scene.authorize('alice', []);
     try {
       hf.proc.kill('SIGHUP');
@@ -281,11 +286,7 @@ routes:
   });
   it('POST /sessions/ID/close (what holdfast sessions --close sends) ends a detached session (admin-closed); it is no longer listed', async function () {
     this.timeout(30_000);
-    const a = rawTransport(scene.cfg.alice!, 'alice', hf.port);
-    a.hello({ v: 1, dst: { host: '127.0.0.1', port: scene.sshd.port } });
-    const welcome = await waitFor(() => a.json(FRAME.WELCOME), { timeoutMs: 10_000, what: 'the WELCOME' });
-    a.stop();
-    await hf.waitForLog((l) => l.event === 'session-detached' && l.resumable === welcome.id);
+    const welcome = await detachedSession();
     const said = JSON.parse(await admin(`/sessions/${String(welcome.id)}/close`, { method: 'POST', body: JSON.stringify({ why: 'laptop reported stolen' }) })) as { closed: boolean };
     expect(said.closed).to.equal(true);
     const closed = await hf.waitForLog((l) => l.event === 'resume-close' && l.resumable === welcome.id, 10_000);

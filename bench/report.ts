@@ -21,7 +21,7 @@ function ratioCell(r: Row): string {
   return r.ratio.n > 1 ? `${r.ratio.median.toFixed(2)} (${r.ratio.min.toFixed(2)}–${r.ratio.max.toFixed(2)})` : r.ratio.median.toFixed(2);
 }
 
-/** The README with `table` between its bench-table markers. */
+/** A page (docs/performance.md) with `table` between its bench-table markers. */
 export function withTable(readme: string, table: string): string {
   const start = '<!-- bench-table:start -->';
   const end = '<!-- bench-table:end -->';

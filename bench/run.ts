@@ -58,13 +58,13 @@ async function main(): Promise<number> {
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(path.join(dir, 'latest.md'), `${md}\n`);
       fs.writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-      // README's table is the whole bench: a run of some rows (or other sizes) leaves it alone.
+      // docs/performance.md's table is the whole bench: a run of some rows (or other sizes) leaves it alone.
       const whole = ['BENCH_ROWS', 'BENCH_IDLE_N', 'BENCH_IDLE_WINDOW_S'].every((k) => process.env[k] === undefined);
       if (whole) {
-        const readme = path.join(ROOT, 'README.md');
+        const readme = path.join(ROOT, 'docs', 'performance.md');
         fs.writeFileSync(readme, withTable(fs.readFileSync(readme, 'utf8'), md));
       }
-      log(`bench: written to bench/results/latest.md and latest.json${whole ? ', and into README.md' : ' (not README.md: BENCH_ROWS, BENCH_IDLE_N or BENCH_IDLE_WINDOW_S set)'}`);
+      log(`bench: written to bench/results/latest.md and latest.json${whole ? ', and into docs/performance.md' : ' (not docs/performance.md: BENCH_ROWS, BENCH_IDLE_N or BENCH_IDLE_WINDOW_S set)'}`);
     }
     return 0;
   } finally {

@@ -1,10 +1,11 @@
-// Regenerates the generated parts of the docs: the README's config key, close reason and event
-// tables, and schema/holdfast.schema.json. Run after changing src/config/schema.ts,
-// src/close-reasons.ts or src/events.ts: npm run docs
+// Regenerates the generated parts of the docs: the config key table (docs/configuration.md), the
+// close reason, event and metric tables (docs/observability.md), and schema/holdfast.schema.json.
+// Run after changing src/config/schema.ts, src/close-reasons.ts, src/events.ts or
+// src/metrics/declarations.ts: npm run docs
 import fs from 'node:fs';
-import { withGeneratedTables } from '../dist/src/config/docs.js';
+import { GENERATED_PAGES } from '../dist/src/config/docs.js';
 import { configJsonSchema } from '../dist/src/config/schema.js';
 
-fs.writeFileSync('README.md', withGeneratedTables(fs.readFileSync('README.md', 'utf8')));
+for (const [file, regenerate] of GENERATED_PAGES) fs.writeFileSync(file, regenerate(fs.readFileSync(file, 'utf8')));
 fs.writeFileSync('schema/holdfast.schema.json', `${JSON.stringify(configJsonSchema(), null, 2)}\n`);
-console.log('README.md tables (config keys, close reasons, events) and schema/holdfast.schema.json regenerated');
+console.log(`${GENERATED_PAGES.map(([f]) => f).join(', ')} (config keys, close reasons, events, metrics) and schema/holdfast.schema.json regenerated`);

@@ -1,7 +1,7 @@
 /**
  * Every close reason holdfast logs, in one place: what it means and what it can end. Data, not prose:
  * the `reason` field of `session-close`, `channel-close`, `upstream-close` and `gateway-close`, and of
- * the keepalive timeout lines. The README's reason table is generated from this table
+ * the keepalive timeout lines. docs/observability.md's reason table is generated from this table
  * (`npm run docs`; test/unit/docs.test.ts fails when they differ).
  *
  * Scopes: `session` a client connection; `channel` an `ssh -J` channel and its upstream leg;

@@ -1,7 +1,7 @@
 /**
  * Every event holdfast reports, declared once with its level, meaning and fields. Code emits typed
  * events; the logger is one subscriber (one line per event, the event name as `event`); metrics will
- * be another. The README's event table is generated from EVENTS (`npm run docs`).
+ * be another. docs/observability.md's event table is generated from EVENTS (`npm run docs`).
  *
  * Field names are fixed across events: session (id), user, src ("ip:port"), dst ("host:port" as
  * asked), addr (address connected to), route, reason, leg, bytesUp (client -> target), bytesDown,

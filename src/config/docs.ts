@@ -1,6 +1,7 @@
 /**
- * The README's table of config keys, rendered from the JSON Schema (so from src/config/schema.ts).
- * `npm run docs` rewrites the table in README.md; a test fails when they differ.
+ * The generated tables of the docs: config keys in docs/configuration.md (from the JSON Schema, so
+ * from src/config/schema.ts); close reasons, events and metrics in docs/observability.md.
+ * `npm run docs` rewrites them; test/unit/docs.test.ts fails when they differ.
  */
 import { configJsonSchema } from './schema.js';
 import { reasonTable, REASON_TABLE_END, REASON_TABLE_START } from '../close-reasons.js';
@@ -9,6 +10,7 @@ import { metricTable, METRIC_TABLE_END, METRIC_TABLE_START } from '../metrics/de
 
 type JsonSchema = {
   type?: string | string[];
+  const?: unknown;
   properties?: Record<string, JsonSchema>;
   items?: JsonSchema;
   default?: unknown;
@@ -39,10 +41,12 @@ function walk(s: JsonSchema, prefix: string, rows: string[], inheritedDoc: strin
 }
 
 function typeOf(s: JsonSchema): string {
+  if (s.const !== undefined) return `\`${String(s.const)}\``;
+  if (s.anyOf) return [...new Set(s.anyOf.map(typeOf))].join(' \\| ');
   if (s.enum) return s.enum.map((e) => `\`${String(e)}\``).join(' \\| ');
   if (Array.isArray(s.type)) return s.type.includes('string') && s.type.includes('number') ? 'duration' : s.type.join(' \\| ');
   if (s.type === 'array') return `list of ${s.items ? typeOf(s.items) : 'any'}`;
-  if (s.type === 'integer') return s.minimum !== undefined && s.maximum !== undefined ? `integer ${s.minimum}-${s.maximum}` : 'integer';
+  if (s.type === 'integer') return s.minimum !== undefined && s.maximum !== undefined && s.maximum < Number.MAX_SAFE_INTEGER ? `integer ${s.minimum}-${s.maximum}` : 'integer';
   return s.type ?? 'object';
 }
 
@@ -56,21 +60,27 @@ function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-/** Replaces the text between two markers of a README with `table`. */
+/** Replaces the text between two markers of a page with `table`. */
 export function spliceTable(readme: string, start: string, end: string, table: string): string {
   const a = readme.indexOf(start);
   const b = readme.indexOf(end);
-  if (a < 0 || b < a) throw new Error(`README.md has no ${start} ... ${end} markers`);
+  if (a < 0 || b < a) throw new Error(`no ${start} ... ${end} markers`);
   return `${readme.slice(0, a + start.length)}\n${table}\n${readme.slice(b)}`;
 }
 
-/** Replaces the generated config table in a README text. */
+/** Replaces the generated config table in a page. */
 export function withConfigTable(readme: string): string {
   return spliceTable(readme, TABLE_START, TABLE_END, configKeyTable());
 }
 
-/** Every generated table of the README: config keys, close reasons (src/close-reasons.ts), events (src/events.ts), metrics (src/metrics/declarations.ts). */
-export function withGeneratedTables(readme: string): string {
-  const r = spliceTable(withConfigTable(readme), REASON_TABLE_START, REASON_TABLE_END, reasonTable());
+/** docs/observability.md's generated tables: close reasons (src/close-reasons.ts), events (src/events.ts), metrics (src/metrics/declarations.ts). */
+export function withObservabilityTables(page: string): string {
+  const r = spliceTable(page, REASON_TABLE_START, REASON_TABLE_END, reasonTable());
   return spliceTable(spliceTable(r, EVENT_TABLE_START, EVENT_TABLE_END, eventTable()), METRIC_TABLE_START, METRIC_TABLE_END, metricTable());
 }
+
+/** Each page with generated tables, and what regenerates it. */
+export const GENERATED_PAGES: ReadonlyArray<readonly [string, (text: string) => string]> = [
+  ['docs/configuration.md', withConfigTable],
+  ['docs/observability.md', withObservabilityTables],
+];

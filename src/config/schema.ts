@@ -1,6 +1,6 @@
 /**
  * The config schema: the ONLY place that knows the config's shapes, defaults, units and docs.
- * `holdfast schema` (JSON Schema for editors), `holdfast check`, the README's key table and the
+ * `holdfast schema` (JSON Schema for editors), `holdfast check`, docs/configuration.md's key table and the
  * loader all come from here, so they cannot drift apart.
  */
 import { z } from 'zod';
@@ -305,7 +305,7 @@ export const ConfigSchema = z
       .union([z.number().int().min(1).max(256), z.literal('auto')])
       .default(1)
       .describe(
-        'Worker processes serving sessions (`auto` = one per core). Each has its own bastion pool, window budget and startup limits. A change applies at the next SIGUSR2 (or restart).',
+        'Worker processes serving sessions (`auto` = one per core). Each has its own bastion pool, window budgets and per-user limits; the startup limits are counted for all of them together. A change applies at the next SIGUSR2 (or restart).',
       ),
     idleTimeout: durationDefault(
       'Close a channel after this long with no channel data either way, and a connection left with no channel for this long (OpenSSH ChannelTimeout/UnusedConnectionTimeout); keepalive traffic never counts as activity. 0 = off. Routes can set their own. In gateway mode the user is warned 60 s before (at half the timeout when shorter).',

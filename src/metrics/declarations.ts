@@ -1,6 +1,6 @@
 /**
  * Every Prometheus metric holdfast exports, declared once: type, help, labels. The collector
- * (src/metrics/collector.ts) creates them from here and the README's metric table is generated from
+ * (src/metrics/collector.ts) creates them from here and docs/observability.md's metric table is generated from
  * here (`npm run docs`; test/unit/docs.test.ts fails when they differ).
  *
  * Labels are only `route`, `leg` (client | upstream), `layer` (ssh | tcp), `reason`, `result`,

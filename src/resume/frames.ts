@@ -35,7 +35,7 @@ const HEADER = 5;
  * One frame in one buffer: the payload is copied behind its header (one memcpy), so each frame is
  * one write: on holdfast's side one SSH packet, not a 5-byte packet and then the data; on the
  * helper's side one pipe write. (Throughput through holdfast connect did not move with it: 39.3 ->
- * 38.9 MiB/s up, 36.9 -> 36.6 down; the cost is elsewhere: see the README.)
+ * 38.9 MiB/s up, 36.9 -> 36.6 down; the cost is elsewhere: see docs/performance.md.)
  */
 export function frame(type: FrameType, payload: Buffer = EMPTY): Buffer[] {
   const f = Buffer.allocUnsafe(HEADER + payload.length);

@@ -20,7 +20,7 @@ export function disableBuiltinKeepalive(): void {
 
 /**
  * What holdfast's server offers, best first, reviewed against ssh-audit and OpenSSH 10's defaults
- * (README "Algorithms"): the post-quantum hybrid first (when ssh2 has ML-KEM: the patch's
+ * (docs/security.md "Algorithms"): the post-quantum hybrid first (when ssh2 has ML-KEM: the patch's
  * lib/protocol/mlkem.js), then curve25519 and OpenSSH's three DH groups (FIPS-mode clients without
  * curve25519 use those). Not offered: the NIST-curve ECDH (ssh-audit "fail"; every client holdfast is
  * tested with has curve25519), diffie-hellman-group-exchange-* (advertised by ssh2 but not

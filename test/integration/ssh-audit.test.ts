@@ -1,6 +1,6 @@
 /**
  * Issue 28: holdfast's algorithm offer, audited from outside by ssh-audit (Debian package). Every
- * `fail` or `warn` it reports must be the README's list (section "Algorithms", between the
+ * `fail` or `warn` it reports must be docs/security.md's list (section "Algorithms", between the
  * ssh-audit markers), each with the reason it stays; nothing more, nothing less.
  */
 import fs from 'node:fs';
@@ -26,10 +26,10 @@ function findings(out: string): string[] {
 }
 
 function readmeList(): string[] {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const readme = fs.readFileSync(path.join(ROOT, 'docs', 'security.md'), 'utf8');
   const start = readme.indexOf('<!-- ssh-audit:start -->');
   const end = readme.indexOf('<!-- ssh-audit:end -->');
-  expect(start, 'README ssh-audit markers').to.be.greaterThan(0);
+  expect(start, 'docs/security.md ssh-audit markers').to.be.greaterThan(0);
   return readme
     .slice(start, end)
     .split('\n')
@@ -58,7 +58,7 @@ describe('ssh-audit against holdfast: the findings are the README\'s list', func
     await scene?.stop();
   });
 
-  it('fail and warn findings match the README, each with why it stays', function () {
+  it('fail and warn findings match docs/security.md, each with why it stays', function () {
     this.timeout(30_000);
     const r = spawnSync('ssh-audit', ['-n', '-p', String(hf.port), '127.0.0.1'], { encoding: 'utf8', timeout: 20_000 });
     const got = findings(r.stdout);

@@ -36,7 +36,7 @@ describe('systemd unit', function () {
     expect(d.get('ExecStart')).to.deep.equal([`${INSTALL_DIR}/${bin} serve --config /etc/holdfast/holdfast.yaml`]);
     expect(d.get('ExecStartPre')).to.deep.equal([`${INSTALL_DIR}/${bin} check --config /etc/holdfast/holdfast.yaml`]);
     expect(fs.statSync(path.join(ROOT, bin)).mode & 0o111, 'bin is executable').to.not.equal(0);
-    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const readme = fs.readFileSync(path.join(ROOT, 'docs', 'running-as-a-service.md'), 'utf8');
     expect(readme).to.include(INSTALL_DIR);
   });
 

@@ -67,6 +67,7 @@ export const EVENTS = {
   'tcp-keepalive-degraded': ev<Why & { effect: string; fix: string }>('warn', 'per-socket TCP keepalive options cannot be set; Node defaults apply'),
   'authorized-keys-line-skipped': ev<Why & { file: string; line: number }>('warn', 'an authorized_keys line holdfast cannot use (once per edit of the file)'),
   signal: ev<{ signal: string }>('info', 'SIGTERM/SIGINT received: stopping'),
+  'parent-gone': ev<{ parent: string; effect: string }>('info', 'started by npm (npx holdfast serve, npm start), whose shell ended (npm passes a signal to its shell, not to holdfast): stopping as on SIGTERM'),
   reloaded: ev<{ config: string; restartNeededFor?: string[] } & ReapplyCounts>(
     'info',
     'SIGHUP: the config was re-read and applied to the live sessions too: `sessions` re-checked, `legsReplanned` (legs whose keepalive changed), `sessionsRevoked` and `channelsRevoked` (access taken away); and what only a restart changes',

@@ -24,6 +24,7 @@ import { Events } from '../events.js';
 import { EXIT_OK, EXIT_SOFTWARE } from '../cli/exit-codes.js';
 import { isFromWorker, type ToWorker } from './messages.js';
 import { answers } from './answers.js';
+import { whenNpmParentGone } from './parent-watch.js';
 import { PrimaryMetrics } from '../metrics/primary-metrics.js';
 import { SdNotify, monotonicUsec } from './sd-notify.js';
 import { AggregatorRegistry } from 'prom-client';
@@ -130,6 +131,10 @@ class Keeper {
     process.on('SIGHUP', () => void this.reload());
     process.on('SIGTERM', () => this.shutdown('SIGTERM'));
     process.on('SIGINT', () => this.shutdown('SIGINT'));
+    whenNpmParentGone(() => {
+      this.events.emit('parent-gone', { parent: 'npm (npm_command set)', effect: 'stopping as on SIGTERM' });
+      this.shutdown('SIGTERM');
+    });
     this.upgrading = true; // no upgrade before the first generation serves
     try {
       this.current = await this.startGeneration(1, this.loaded.config.workers);

@@ -95,18 +95,24 @@ routes:
     expect(slow.stdout.toString()).to.equal('done\n');
     const sessionOf = (user: string) =>
       hf.logs.filter((l) => l.event === 'channel-open' && l.user === user).map((l) => l.session).pop();
-    const probes = (user: string) => hf.logs.filter((l) => l.event === 'keepalive-probe' && l.session === sessionOf(user)).length;
-    // 500 ms vs 1.5 s: about 2 and 0.67 probes a second of the session's life (read from its own
-    // session-close, not assumed: on a loaded machine the login and teardown around the 6 s of
-    // silence take longer, and CI once saw 19 probes in a 9.5 s session).
-    const closes = new Map<string, number>();
+    // 500 ms vs 1.5 s: about 2 and 0.67 probes a second while the route's channel is open (counted
+    // from its channel-open to its channel-close, not assumed: on a loaded machine the login and the
+    // teardown take longer, and CI once saw carol's connection stay 21 s after its channel closed,
+    // when the defaults' policy, not the route's, was in force).
+    const windows = new Map<string, { from: number; to: number }>();
     for (const user of ['alice', 'carol']) {
       const sid = sessionOf(user);
-      closes.set(user, Number((await hf.waitForLog((l) => l.event === 'session-close' && l.session === sid, 10_000, `${user}'s session-close`)).durationMs) / 1000);
+      const open = hf.logs.find((l) => l.event === 'channel-open' && l.session === sid)!;
+      const closed = await hf.waitForLog((l) => l.event === 'channel-close' && l.session === sid, 10_000, `${user}'s channel-close`);
+      windows.set(user, { from: Date.parse(String(open.time)), to: Date.parse(String(closed.time)) });
     }
-    const lifeS = (user: string) => closes.get(user)!;
+    const lifeS = (user: string) => (windows.get(user)!.to - windows.get(user)!.from) / 1000;
+    const probes = (user: string) => {
+      const w = windows.get(user)!;
+      return hf.logs.filter((l) => l.event === 'keepalive-probe' && l.session === sessionOf(user) && Date.parse(String(l.time)) >= w.from && Date.parse(String(l.time)) <= w.to).length;
+    };
     const rate = (user: string) => probes(user) / lifeS(user);
-    console.log(`      probes over ${lifeS('alice').toFixed(1)} s / ${lifeS('carol').toFixed(1)} s sessions: route ka-on (500ms) ${probes('alice')} (${rate('alice').toFixed(2)}/s), route ka-slow (1.5s) ${probes('carol')} (${rate('carol').toFixed(2)}/s)`);
+    console.log(`      probes over ${lifeS('alice').toFixed(1)} s / ${lifeS('carol').toFixed(1)} s channels: route ka-on (500ms) ${probes('alice')} (${rate('alice').toFixed(2)}/s), route ka-slow (1.5s) ${probes('carol')} (${rate('carol').toFixed(2)}/s)`);
     expect(probes('alice')).to.be.at.least(9);
     expect(rate('alice')).to.be.within(1.3, 2.1);
     expect(rate('carol')).to.be.within(0.4, 0.7);

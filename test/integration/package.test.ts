@@ -7,11 +7,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixture.js';
 import { ROOT, startHoldfast, type Holdfast } from '../helpers/holdfast.js';
-import { run } from '../helpers/ssh.js';
+import { run, sshJump } from '../helpers/ssh.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('npm pack + npm install -g into an empty prefix', function () {
@@ -53,5 +53,22 @@ describe('npm pack + npm install -g into an empty prefix', function () {
     const out = execFileSync(process.execPath, ['-e', "console.log(require('ssh2/lib/protocol/crypto.js').bindingAvailable === true)"], { cwd: pkg, encoding: 'utf8' });
     expect(out.trim(), 'native binding').to.equal('true');
     expect(execFileSync(path.join(prefix, 'bin', 'holdfast'), ['--version'], { encoding: 'utf8' }).trim()).to.match(/^\d+\.\d+\.\d+/);
+  });
+
+  it('the installed holdfast checks a config and serves: an ssh -J through it', async function () {
+    this.timeout(60_000);
+    const bin = path.join(prefix, 'bin', 'holdfast');
+    const cfg = path.join(scene.dir, 'installed.yaml');
+    fs.writeFileSync(cfg, `${CONFIG_HEAD}routes:\n  - name: t\n    to: ["127.0.0.1:${scene.sshd.port}"]\n`);
+    const check = spawnSync(bin, ['check', '--config', cfg], { cwd: scene.dir, encoding: 'utf8' });
+    expect(check.status, check.stderr).to.equal(0);
+    const served = await startHoldfast(scene.dir, null, { launcher: bin, args: ['--config', cfg] });
+    try {
+      expect(served.logs.find((l) => l.event === 'started')!.nativeCrypto, 'the installed ssh2 binding').to.equal(true);
+      const r = await sshJump(scene.cfgInfo.alice!, 'alice', served.port, scene.sshd.port, 'echo served-by-the-installed-holdfast');
+      expect(r.stdout.toString().trim(), r.stderr).to.equal('served-by-the-installed-holdfast');
+    } finally {
+      await served.stop();
+    }
   });
 });

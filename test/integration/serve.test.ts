@@ -90,6 +90,22 @@ describe('holdfast serve', function () {
     expect(r.stderr).to.match(/Received disconnect from 127\.0\.0\.1 port \d+:11: holdfast: the jump host is shutting down; reconnect in a moment/);
   });
 
+  it('started by npm (npx holdfast serve): when the shell npm hands its SIGTERM to ends, holdfast stops too (parent-gone), every process exits', async function () {
+    this.timeout(30_000);
+    // npm runs `sh -c 'holdfast' serve ...` and passes signals to that shell only.
+    const hf = await startHoldfast(scene.dir, oneRouteConfig(scene), { wrap: ['sh', '-c', '"$@"; exit $?', 'sh'], env: { npm_command: 'exec' } });
+    const sh = hf.proc.pid!;
+    const primary = Number(fs.readFileSync(`/proc/${sh}/task/${sh}/children`, 'utf8').trim().split(/\s+/)[0]);
+    expect(primary, 'holdfast runs under the shell').to.be.greaterThan(0).and.not.equal(sh);
+    const t0 = Date.now();
+    process.kill(sh, 'SIGTERM');
+    await waitFor(() => !fs.existsSync(`/proc/${primary}`) && !fs.existsSync(`/proc/${hf.pid}`), { timeoutMs: 15_000, what: 'holdfast to exit after its shell' });
+    const gone = hf.logs.find((l) => l.event === 'parent-gone');
+    console.log(`      holdfast stopped ${Date.now() - t0} ms after its shell was killed: ${JSON.stringify(gone)}`);
+    expect(gone?.effect).to.equal('stopping as on SIGTERM');
+    expect(hf.logs.some((l) => l.event === 'shutdown-complete')).to.equal(true);
+  });
+
   it('SIGINT on an idle server exits 0', async function () {
     const hf = await startHoldfast(scene.dir, oneRouteConfig(scene));
     expect(await hf.stop('SIGINT')).to.equal(0);

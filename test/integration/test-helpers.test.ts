@@ -22,7 +22,7 @@ describe('test helpers report what they wait for', function () {
     await scene?.stop();
   });
 
-  it('startHoldfast on a taken port rejects within 10 s with holdfast\'s exit and message', async function () {
+  it('startHoldfast on a taken port rejects with holdfast\'s exit and its message, not the start timeout', async function () {
     this.timeout(30_000);
     const port = (taken.address() as net.AddressInfo).port;
     const t0 = Date.now();
@@ -34,7 +34,10 @@ describe('test helpers report what they wait for', function () {
     }
     const ms = Date.now() - t0;
     console.log(`      rejected after ${ms} ms: ${String(err).slice(0, 160)}`);
+    // The exit itself, not the 30 s start timeout ("timed out after 30000 ms waiting for ..."): how
+    // long holdfast takes to start and exit depends on the machine's load (2-10 s seen), so the
+    // message is what is checked, and the time only printed.
     expect(String(err)).to.match(/holdfast exited 1 while waiting for holdfast to start: .*cannot listen on 127\.0\.0\.1:\d+: .*in use/s);
-    expect(ms).to.be.below(10_000);
+    expect(String(err)).to.not.include('timed out');
   });
 });

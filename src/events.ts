@@ -76,6 +76,7 @@ export const EVENTS = {
   'shutdown-begin': ev<{ sessions: number; timeoutMs: number }>('info', 'stopping: listeners closed, sessions told'),
   'shutdown-forced': ev<{ signal: string }>('warn', 'a second signal: exiting at once'),
   'shutdown-complete': ev<{ leftover: number }>('info', 'every session is gone (or the bound passed)'),
+  'worker-ipc-error': ev<{ worker: number; error: string }>('warn', 'the primary: a message to a worker failed (its IPC channel closed: it was exiting); the worker is not waited for'),
   'worker-started': ev<WorkerId & { version: string }>('info', 'the primary: a worker serves (its version is the code it loaded from disk)'),
   'primary-gone': ev<{ sessions: number; ids: string[] }>('error', "a worker: its primary died without a shutdown (the IPC channel closed); Node's cluster module ends the worker at once, and with it these sessions"),
   'worker-exit': ev<WorkerId & { code: number | null; signal: string | null }>('info', 'the primary: a worker ended as asked (drained after an upgrade, or shut down)'),

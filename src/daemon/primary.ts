@@ -128,7 +128,7 @@ class Keeper {
     // Before the first fork: a signal that arrives while the workers start must not kill the primary
     // by its default action (SIGHUP and SIGUSR2 would).
     process.on('SIGUSR2', () => void this.upgrade());
-    process.on('SIGHUP', () => void this.reload());
+    process.on('SIGHUP', () => void this.reload().catch((err: unknown) => this.events.emit('worker-ipc-error', { worker: 0, error: `reload: ${String(err)}` })));
     process.on('SIGTERM', () => this.shutdown('SIGTERM'));
     process.on('SIGINT', () => this.shutdown('SIGINT'));
     whenNpmParentGone(() => {
@@ -242,6 +242,9 @@ class Keeper {
     gen.workers.add(w);
     this.generationOf.set(w, gen.n);
     w.on('exit', (code, signal) => this.exited(w, code, signal));
+    // A message to a worker whose IPC channel closes meanwhile (it is exiting) fails with an 'error'
+    // on the worker; with no listener that would be an uncaught exception in the primary (exit 70).
+    w.on('error', (err: Error) => this.events.emit('worker-ipc-error', { worker: w.id, error: err.message }));
     w.on('message', (m: unknown) => {
       if (!isFromWorker(m)) return;
       // A worker gone (or going) gets no admission: nothing it could never give back.

@@ -310,7 +310,7 @@ describe('upgrade in place: SIGUSR2 with the release symlink switched', function
     // Signalled by hand (not hf.stop(), which would also kill what is left behind).
     const exited = new Promise<number | null>((r) => hf.proc.once('exit', (c) => r(c)));
     hf.proc.kill('SIGTERM');
-    expect(await exited).to.equal(0);
+    expect(await exited, `holdfast's stderr: ${hf.stderr()}; its last lines: ${hf.logs.slice(-5).map((l) => JSON.stringify(l)).join(' ')}`).to.equal(0);
     await waitFor(() => pids.every((p) => !alive(p)), { timeoutMs: 10_000, what: 'every holdfast process to be gone' });
   });
 });

@@ -39,8 +39,7 @@ export class AdminHolder {
   }
 
   close(): void {
-    this.server?.close();
-    this.server?.closeAllConnections();
+    if (this.server) void closed(this.server);
     this.server = undefined;
   }
 

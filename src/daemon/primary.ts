@@ -22,7 +22,7 @@ import { ConfigError, formatProblem } from '../config/errors.js';
 import { createLogger } from '../log.js';
 import { Events } from '../events.js';
 import { EXIT_OK, EXIT_SOFTWARE } from '../cli/exit-codes.js';
-import { isFromWorker, type ToWorker } from './messages.js';
+import { isFromWorker, type FromWorker, type ToWorker } from './messages.js';
 import { answers } from './answers.js';
 import { whenNpmParentGone } from './parent-watch.js';
 import { PrimaryMetrics } from '../metrics/primary-metrics.js';
@@ -166,7 +166,7 @@ class Keeper {
   private async reload(): Promise<void> {
     // systemd: reloading until every worker and the primary itself have re-read the file.
     void this.notify.send('RELOADING=1', monotonicUsec());
-    const workers = [...this.current.workers].filter((w) => this.ready.has(w) && w.isConnected());
+    const workers = this.serving(this.current.workers);
     const acks = answers(workers, (m) => (m.holdfast === 'reloaded' ? true : undefined), ADMIN_TIMEOUT_MS, false);
     this.tellAll({ holdfast: 'reload' });
     await this.reloadOwn();
@@ -196,13 +196,8 @@ class Keeper {
     return {
       metrics: async () => `${await aggregator.clusterMetrics()}\n${await this.metrics.text()}`,
       sessions: () => this.askSessions(),
-      close: async (session, why) => {
-        const id = ++this.requestId;
-        const workers = this.all().filter((w) => this.ready.has(w) && w.isConnected());
-        const got = answers(workers, (m) => (m.holdfast === 'closed' && m.id === id ? m.found : undefined), ADMIN_TIMEOUT_MS, true);
-        for (const w of workers) w.send({ holdfast: 'close-session', id, session, why } satisfies ToWorker);
-        return (await got).some(Boolean);
-      },
+      close: async (session, why) =>
+        (await this.askEvery((id) => ({ holdfast: 'close-session', id, session, why }), (m, id) => (m.holdfast === 'closed' && m.id === id ? m.found : undefined))).some(Boolean),
       health: () =>
         this.stopping
           ? { ok: false, state: 'shutting down' }
@@ -214,11 +209,21 @@ class Keeper {
 
   /** Every serving worker's live sessions (draining ones included), within ADMIN_TIMEOUT_MS. */
   private async askSessions(): Promise<SessionInfo[]> {
+    return (await this.askEvery((id) => ({ holdfast: 'sessions', id }), (m, id) => (m.holdfast === 'sessions' && m.id === id ? m.sessions : undefined))).flat();
+  }
+
+  /** One request to every serving worker (draining ones included), each answer within ADMIN_TIMEOUT_MS. */
+  private askEvery<T>(request: (id: number) => ToWorker, pick: (m: FromWorker, id: number) => T | undefined): Promise<T[]> {
     const id = ++this.requestId;
-    const workers = this.all().filter((w) => this.ready.has(w) && w.isConnected());
-    const got = answers(workers, (m) => (m.holdfast === 'sessions' && m.id === id ? m.sessions : undefined), ADMIN_TIMEOUT_MS, true);
-    for (const w of workers) w.send({ holdfast: 'sessions', id } satisfies ToWorker);
-    return (await got).flat();
+    const workers = this.serving(this.all());
+    const got = answers(workers, (m) => pick(m, id), ADMIN_TIMEOUT_MS, true);
+    for (const w of workers) w.send(request(id));
+    return got;
+  }
+
+  /** Of `workers`, those that serve and can be told something now. */
+  private serving(workers: Iterable<Worker>): Worker[] {
+    return [...workers].filter((w) => this.ready.has(w) && w.isConnected());
   }
 
   /** The first worker alone (it creates missing host keys), then the rest at once. */

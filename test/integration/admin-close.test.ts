@@ -39,6 +39,7 @@ describe('holdfast sessions --close: an operator ends a session', function () {
     this.timeout(60_000);
     const ssh = spawn('ssh', ['-F', scene.cfg.alice!, '-J', `alice@127.0.0.1:${hf.port}`, '-p', String(scene.sshd.port), 'root@127.0.0.1', 'sleep 60'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
+    ssh.on('error', (e) => (err += String(e)));
     ssh.stderr!.on('data', (d) => (err += d));
     const exited = new Promise<number | null>((r) => ssh.once('close', r));
     try {

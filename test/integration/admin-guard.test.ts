@@ -9,6 +9,7 @@ import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { freePort } from '../helpers/ports.js';
 import { run } from '../helpers/ssh.js';
 import { waitFor } from '../helpers/wait.js';
+import { adminStatus } from '../helpers/admin.js';
 
 /** Opens `n` sockets from `from` to the admin port and leaves them silent. */
 async function idleSockets(port: number, from: string, n: number): Promise<net.Socket[]> {
@@ -23,17 +24,7 @@ async function idleSockets(port: number, from: string, n: number): Promise<net.S
   );
 }
 
-async function healthz(port: number): Promise<number> {
-  const ac = new AbortController();
-  const t = setTimeout(() => ac.abort(), 1000);
-  try {
-    return (await fetch(`http://127.0.0.1:${port}/healthz`, { signal: ac.signal })).status;
-  } catch {
-    return 0;
-  } finally {
-    clearTimeout(t);
-  }
-}
+const healthz = (port: number) => adminStatus(port, '/healthz', {}, 1000);
 
 describe('the admin listener: never a destination by any spelling, and answering beside idle sockets', function () {
   let scene: Scene;

@@ -10,19 +10,10 @@ import { CONFIG_HEAD, makeScene, requireSshd, type Scene } from '../helpers/fixt
 import { startHoldfast, type Holdfast } from '../helpers/holdfast.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
+import { adminStatus } from '../helpers/admin.js';
 
 /** The status of GET /sessions with this token (0: nothing listens). */
-async function sessions(port: number, token: string): Promise<number> {
-  const ac = new AbortController();
-  const t = setTimeout(() => ac.abort(), 2000);
-  try {
-    return (await fetch(`http://127.0.0.1:${port}/sessions`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal })).status;
-  } catch {
-    return 0;
-  } finally {
-    clearTimeout(t);
-  }
-}
+const sessions = (port: number, token: string) => adminStatus(port, '/sessions', { headers: { authorization: `Bearer ${token}` } });
 
 describe('SIGHUP applies admin: changes (main process)', function () {
   let scene: Scene;

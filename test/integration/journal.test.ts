@@ -22,6 +22,7 @@ async function serveInto(dir: string, out: string, journalStream: (fd: number) =
   });
   fs.closeSync(fd);
   let err = '';
+  p.on('error', (e) => (err += String(e)));
   p.stderr!.on('data', (d) => (err += d));
   let code: number | null | undefined;
   const exited = new Promise<number | null>((r) => p.once('exit', (c) => r((code = c))));

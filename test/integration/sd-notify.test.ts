@@ -54,6 +54,7 @@ describe('systemd Type=notify: readiness messages', function () {
     scene = await makeScene(['alice']);
     const at = path.join(scene.dir, 'notify.sock');
     sock = spawn('python3', [path.join(ROOT, 'test/helpers/notify-socket.py'), at], { stdio: ['pipe', 'pipe', 'inherit'] });
+    sock.on('error', (err) => console.log(`      notify socket: ${err.message}`));
     const msgs: string[] = [];
     let buf = '';
     let bound = false;

@@ -9,6 +9,7 @@ import { startDelayRelay } from './delay-relay.js';
 import { pairRatios, percentile, stat, type Stat } from './stats.js';
 import { setupPqRows } from './setup-pq.js';
 import { connectRows } from './connect.js';
+import { floodRows } from './flood.js';
 
 export interface BenchConfig {
   readonly rows: ReadonlySet<string>;
@@ -17,6 +18,7 @@ export interface BenchConfig {
   readonly setupRuns: number;
   readonly latencyRounds: number;
   readonly latencyRuns: number;
+  readonly floodRuns: number;
   readonly idleN: readonly number[];
   readonly idleWindowS: number;
   readonly idleSettleS: number;
@@ -200,6 +202,8 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
     });
   }
 
+  if (cfg.rows.has('flood')) rows.push(...(await floodRows(lab, { hf, sd }, cfg.latencyRounds, cfg.floodRuns, log)));
+
   if (cfg.rows.has('lfn')) {
     const file = path.join(lab.dir, 'lfn.bin');
     writeRandomFile(file, cfg.lfnBytes);
@@ -294,7 +298,7 @@ export async function runBench(lab: Lab, cfg: BenchConfig, log: (s: string) => v
 
   const holdfastChannels = lab.holdfastEvents('channel-open');
   const sshdLogins = (lab.jumpSshd.log().match(/Accepted publickey for root/g) ?? []).length;
-  const order = (id: string) => ['bulk', 'setup', 'connect', 'latency', 'idle', 'lfn'].findIndex((p) => id.startsWith(p));
+  const order = (id: string) => ['bulk', 'setup', 'connect', 'latency', 'flood', 'idle', 'lfn'].findIndex((p) => id.startsWith(p));
   rows.sort((a, b) => order(a.id) - order(b.id));
   return { rows, idle: idleResults, carried: { holdfastChannels, sshdLogins } };
 }

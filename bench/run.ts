@@ -4,7 +4,7 @@
  * drift hits both. Figures are medians with min and max; ratios are holdfast / sshd, pair by pair.
  *
  * Options (environment): BENCH_QUICK=1 (tiny sizes: checks the benchmark, measures nothing),
- * BENCH_ROWS=bulk,setup,connect,latency,idle,lfn (a subset), BENCH_IDLE_N=1000,5000, BENCH_IDLE_WINDOW_S=120 (split in windows of 30 s, the lab's keepalive interval).
+ * BENCH_ROWS=bulk,setup,connect,latency,flood,idle,lfn (a subset), BENCH_IDLE_N=1000,5000, BENCH_IDLE_WINDOW_S=120 (split in windows of 30 s, the lab's keepalive interval).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,7 +17,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 function config(): BenchConfig {
   const quick = process.env.BENCH_QUICK === '1';
-  const rows = (process.env.BENCH_ROWS ?? 'bulk,setup,connect,latency,idle,lfn').split(',').map((s) => s.trim());
+  const rows = (process.env.BENCH_ROWS ?? 'bulk,setup,connect,latency,flood,idle,lfn').split(',').map((s) => s.trim());
   const idleN = (process.env.BENCH_IDLE_N ?? (quick ? '5' : '1000,5000')).split(',').map(Number);
   return {
     rows: new Set(rows),
@@ -26,6 +26,7 @@ function config(): BenchConfig {
     setupRuns: quick ? 2 : 20,
     latencyRounds: quick ? 20 : 1000,
     latencyRuns: quick ? 1 : 3,
+    floodRuns: quick ? 1 : 5,
     idleN,
     idleWindowS: Number(process.env.BENCH_IDLE_WINDOW_S ?? (quick ? 1 : 120)),
     idleSettleS: quick ? 0 : 45,
@@ -45,7 +46,7 @@ async function main(): Promise<number> {
   }
   const cfg = config();
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  log(`bench: ${[...cfg.rows].join(', ')}; bulk ${cfg.bulkBytes / 1048576} MiB x ${cfg.bulkRuns}, setup x ${cfg.setupRuns}, latency ${cfg.latencyRounds} rounds x ${cfg.latencyRuns}, idle N=${cfg.idleN.join('/')} over ${cfg.idleWindowS} s, long fat link ${cfg.lfnBytes / 1048576} MiB x ${cfg.lfnRuns}`);
+  log(`bench: ${[...cfg.rows].join(', ')}; bulk ${cfg.bulkBytes / 1048576} MiB x ${cfg.bulkRuns}, setup x ${cfg.setupRuns}, latency ${cfg.latencyRounds} rounds x ${cfg.latencyRuns}, flood x ${cfg.floodRuns}, idle N=${cfg.idleN.join('/')} over ${cfg.idleWindowS} s, long fat link ${cfg.lfnBytes / 1048576} MiB x ${cfg.lfnRuns}`);
   let lab: Lab | undefined;
   try {
     lab = await startLab();

@@ -2,7 +2,8 @@
  * A child process of attackers: `node cr-streams.js PORT N SECONDS`. Each of N connections streams
  * '\r' (bytes before an identification line) and, once it is closed, connects again after 100 ms
  * (so N are streaming whenever holdfast lets them), until SECONDS have passed; then prints one JSON
- * line: how many connections, and the ms each took to be closed.
+ * line: how many connections, and the ms each took to be closed. SIGTERM ends it early, with that
+ * line (the bench's flood row stops it so).
  */
 import net from 'node:net';
 
@@ -31,6 +32,15 @@ function stream(): Promise<void> {
   });
 }
 
+const report = () => {
+  const sorted = [...closes].sort((a, b) => a - b);
+  console.log(JSON.stringify({ connections: closes.length, maxMs: sorted.length ? sorted[sorted.length - 1] : 0, p50Ms: sorted.length ? sorted[sorted.length >> 1] : 0 }));
+};
+process.once('SIGTERM', () => {
+  report();
+  process.exit(0);
+});
+
 await Promise.all(
   Array.from({ length: n }, async () => {
     for (let i = 0; i < 100_000 && Date.now() < end; i++) {
@@ -39,4 +49,4 @@ await Promise.all(
     }
   }),
 );
-console.log(JSON.stringify({ connections: closes.length, maxMs: Math.max(...closes), p50Ms: closes.sort((a, b) => a - b)[closes.length >> 1] }));
+report();

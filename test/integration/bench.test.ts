@@ -60,12 +60,13 @@ describe('npm run bench: the benchmark itself, on a tiny size', function () {
     const hfBefore = lab.holdfastEvents('channel-open');
     const sshdBefore = (lab.jumpSshd.log().match(/Accepted publickey for root/g) ?? []).length;
     const cfg: BenchConfig = {
-      rows: new Set(['bulk', 'setup', 'connect', 'latency', 'idle', 'lfn']),
+      rows: new Set(['bulk', 'setup', 'connect', 'latency', 'flood', 'idle', 'lfn']),
       bulkBytes: 1024 * 1024,
       bulkRuns: 1,
       setupRuns: 2,
       latencyRounds: 20,
       latencyRuns: 1,
+      floodRuns: 1,
       idleN: [6],
       idleWindowS: 1,
       idleSettleS: 0,
@@ -77,7 +78,7 @@ describe('npm run bench: the benchmark itself, on a tiny size', function () {
     const result = await runBench(lab, cfg, (line) => console.log(`      ${((performance.now() - t0) / 1000).toFixed(1)} s:${line}`));
     const ids = result.rows.map((r) => r.id);
     // setup-pq needs the OpenSSH 10 test setup unpacks (test/fetch-openssh10.sh); without it the row is left out.
-    expect(ids).to.deep.equal(['bulk-up', 'bulk-down', 'bulk-workers', 'setup', 'setup-cert', ...(openssh10() ? ['setup-pq'] : []), 'connect-up', 'connect-down', 'connect-resume', 'latency-p50', 'latency-p99', 'idle-rss-6', 'idle-cpu-6', 'lfn-jump', 'lfn-gateway']);
+    expect(ids).to.deep.equal(['bulk-up', 'bulk-down', 'bulk-workers', 'setup', 'setup-cert', ...(openssh10() ? ['setup-pq'] : []), 'connect-up', 'connect-down', 'connect-resume', 'latency-p50', 'latency-p99', 'latency-flood', 'idle-rss-6', 'idle-cpu-6', 'lfn-jump', 'lfn-gateway']);
     for (const r of result.rows) {
       expect(r.holdfast.median, `${r.id} holdfast`).to.be.a('number').and.not.NaN;
       if (r.id !== 'connect-resume') expect(r.sshd?.median, `${r.id} sshd`).to.be.a('number').and.not.NaN;

@@ -20,6 +20,8 @@ import { rssMiB, tcpConnectionsTo } from '../helpers/proc.js';
 import { freePort } from '../helpers/ports.js';
 
 const MiB = 1024 * 1024;
+/** Where the transfers of the kill tests wait for the 20th kill (64 MiB files). */
+const HELD_BACK_AT = 63 * MiB;
 
 describe('holdfast connect: a resumable client leg', function () {
   let scene: Scene;
@@ -78,17 +80,28 @@ routes:
     it(`a 64 MiB ${dir} whose transport ssh is SIGKILLed 20 times: SHA-256 equal, bytes replayed`, async function () {
       this.timeout(180_000);
       const before = hf.logs.length;
-      const user = spawn('ssh', ['-F', scene.cfg.alice!, '-o', proxyCommand(scene.cfg.alice!, 'alice', hf.port, '--heartbeat 500 -q'), '-p', String(scene.sshd.port), 'root@127.0.0.1', dir === 'upload' ? 'sha256sum' : `cat ${file}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const user = spawn('ssh', ['-F', scene.cfg.alice!, '-o', proxyCommand(scene.cfg.alice!, 'alice', hf.port, '--heartbeat 500 -q'), '-p', String(scene.sshd.port), 'root@127.0.0.1', dir === 'upload' ? 'sha256sum' : `head -c ${HELD_BACK_AT} ${file}; read go; tail -c +${HELD_BACK_AT + 1} ${file}`], { stdio: ['pipe', 'pipe', 'pipe'] });
       const got = crypto.createHash('sha256');
       let out = '';
       let err = '';
       user.stdout.on('data', (d: Buffer) => (dir === 'upload' ? (out += d) : got.update(d)));
       user.stderr.on('data', (d) => (err += d));
-      if (dir === 'upload') fs.createReadStream(file).pipe(user.stdin);
+      // The last MiB waits for the 20th kill (a transfer that ended first would leave kills untried:
+      // 19 of 20 once in CI): upload, the rest of the file; download, the line the target waits for.
+      const head = dir === 'upload' ? fs.createReadStream(file, { end: HELD_BACK_AT - 1 }) : undefined;
+      const headSent = head ? new Promise<void>((r) => head.once('end', () => r())) : Promise.resolve();
+      head?.pipe(user.stdin, { end: false });
+      const rest = () => void headSent.then(() => user.stdin.end(dir === 'upload' ? fs.readFileSync(file).subarray(HELD_BACK_AT) : 'go\n'));
+      let restSent = false;
       const exited = new Promise<number | null>((r) => user.once('close', r));
       let kills = 0;
       let lastTransport = 0;
-      for (let i = 0; i < 1000 && kills < 20 && user.exitCode === null; i++) {
+      for (let i = 0; i < 1000 && user.exitCode === null; i++) {
+        if (kills >= 20) {
+          if (!restSent) rest();
+          restSent = true;
+          break;
+        }
         await new Promise((r) => setTimeout(r, 50));
         const t = helperProcs(user.pid!).transport;
         // Each kill hits a transport that has resumed (a new pid) and carried bytes for a moment.
@@ -103,6 +116,7 @@ routes:
           }
         }
       }
+      if (!restSent) rest();
       const code = await exited;
       const resumed = hf.logs.slice(before).filter((l) => l.event === 'session-resumed');
       const replayed = resumed.reduce((n, l) => n + Number(l.replayedDown) + Number(l.replayedUp), 0);

@@ -26,7 +26,8 @@ function startFlood(port: number): Flood {
   let out = '';
   proc.stdout.on('data', (d) => (out += d));
   proc.on('error', () => {});
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  // 'close', not 'exit': the counts line may still be in the pipe when the process has exited.
+  const exited = new Promise<void>((r) => proc.once('close', () => r()));
   return {
     stop: async () => {
       proc.kill('SIGTERM');

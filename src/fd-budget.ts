@@ -57,6 +57,20 @@ export function planFds(configured: number | 'auto', limit: number, openAtStart:
   return { limit, sockets, maxSessions: configured, ...(configured > supports ? { tooLow: { supports } } : {}) };
 }
 
+/** The `fd-limit-low` warning's fields when maxSessions was configured above what the limit supports. */
+export function fdLimitWarning(plan: FdPlan, openAtStart: number): { why: string; limit: number; maxSessions: number; supports: number; fix: string } | undefined {
+  const low = plan.tooLow;
+  if (!low) return undefined;
+  const needs = plan.maxSessions * FDS_PER_SESSION + FD_RESERVE;
+  return {
+    why: `maxSessions ${plan.maxSessions} needs about ${needs} file descriptors; RLIMIT_NOFILE ${plan.limit} supports ${low.supports} sessions: past that, connections and channels are refused`,
+    limit: plan.limit,
+    maxSessions: plan.maxSessions,
+    supports: low.supports,
+    fix: `raise LimitNOFILE in the systemd unit (to ${needs + openAtStart} or more), or set maxSessions: auto`,
+  };
+}
+
 /** Counts the sockets holdfast holds; `take` says no once the budget is spent. */
 export class FdBudget {
   private used = 0;

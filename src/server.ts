@@ -3,24 +3,25 @@
  * Sockets are accepted by holdfast's own net.Servers (TCP_NODELAY, counting, login grace from the
  * first byte) and handed to one ssh2 Server with injectSocket().
  */
-import { createWindowBudget, USER_WINDOW_BUDGET, WINDOW_BUDGET, type WindowBudget } from './ssh/channel-window.js';
+import { createWindowBudget, UserWindowBudgets, WINDOW_BUDGET } from './ssh/channel-window.js';
 import net from 'node:net';
 import { VERSION } from './version.js';
 import type { Listener, ResolvedConfig } from './config/resolve.js';
 import { Events } from './events.js';
 import { AuthorizedKeysStore } from './ssh/auth.js';
-import { loadOrCreateHostKey } from './ssh/host-keys.js';
-import { certifiedHostKey, certifies, describeHostCertificate, readHostCertificate } from './ssh/host-certificates.js';
+import { loadHostKeySet } from './ssh/host-key-set.js';
+import { bindListener, ListenError, type BoundAddress } from './ingress/listen.js';
+import { EventThrottle } from './event-throttle.js';
 import { CertificateFiles, type CertificateSources } from './ssh/user-ca.js';
 import { reauthorize } from './session/auth-verdict.js';
 import { describeDetached } from './resume/describe.js';
 import { ResumeRegistry } from './resume/registry.js';
 import { QueuedBytes } from './queued-bytes.js';
 import { createSsh2Server, serverAlgorithms } from './ssh/server-adapter.js';
-import { mlkemSource, nativeCryptoAvailable, type Connection, type ParsedKey } from './ssh/ssh2.js';
+import { mlkemSource, nativeCryptoAvailable, type Connection } from './ssh/ssh2.js';
 import { Session, type SessionContext } from './session.js';
 import { ProxyGate, type Peer } from './ingress/proxy-gate.js';
-import type { EventMap, ReapplyCounts } from './events.js';
+import type { ReapplyCounts } from './events.js';
 import { systemLookup, type Lookup } from './routing/resolve-destination.js';
 import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
 import { UpstreamPool } from './legs/ssh-upstream.js';
@@ -30,17 +31,9 @@ import type { LiveView } from './metrics/collector.js';
 import { unmapIPv4 } from './routing/canonical.js';
 import { StartupGate, type Admission, type StartupAdmitter } from './startups.js';
 import { KeyedCount } from './keyed-count.js';
-import { FD_RESERVE, FDS_PER_SESSION, FdBudget, nofileLimit, openFdCount, planFds, setFdBudget, type FdPlan } from './fd-budget.js';
+import { FdBudget, fdLimitWarning, nofileLimit, openFdCount, planFds, setFdBudget, type FdPlan } from './fd-budget.js';
 
-/** At most one line per this long for events an outsider can cause at will. */
-const THROTTLE_MS = 5000;
-
-export { VERSION };
-
-export interface BoundAddress {
-  readonly address: string;
-  readonly port: number;
-}
+export { VERSION, ListenError, type BoundAddress };
 
 export class HoldfastServer {
   private config: ResolvedConfig;
@@ -62,11 +55,11 @@ export class HoldfastServer {
   private readonly pool: UpstreamPool;
   private readonly windowBudget = createWindowBudget(WINDOW_BUDGET);
   /** Each user's share of window growth, while they have sessions (src/ssh/channel-window.ts). */
-  private readonly userBudgets = new Map<string, { budget: WindowBudget; refs: number }>();
+  private readonly userBudgets = new UserWindowBudgets();
   /** Addresses a wildcard route never reaches: loopback, link-local, holdfast's own. */
   private readonly guard: AddressGuard;
   private readonly startedWith: ResolvedConfig;
-  private readonly throttle = new Map<string, { last: number; suppressed: number }>();
+  private readonly throttle: EventThrottle;
   private readonly proxyGate = new ProxyGate({
     admit: (sock, peer) => this.admit(sock, peer),
     refused: (src, cause, why) => this.throttled('proxy-refused', { src, cause, why }),
@@ -95,6 +88,7 @@ export class HoldfastServer {
   ) {
     this.config = config;
     this.startedWith = config;
+    this.throttle = new EventThrottle(events);
     // Listeners are bound once (a listen change needs a restart); the interfaces they stand for
     // (0.0.0.0, ::) change while holdfast runs, so the guard reads them again (src/routing/guard.ts).
     const listen = config.listen;
@@ -116,7 +110,7 @@ export class HoldfastServer {
       lookup,
       pool: this.pool,
       windowBudget: this.windowBudget,
-      userWindowBudget: (user) => this.userWindowBudget(user),
+      userWindowBudget: (user) => this.userBudgets.take(user),
       guard: this.guard,
       holdLogin: (user) => this.holdLogin(user),
       queued: (user) => this.queued.of(user),
@@ -178,34 +172,8 @@ export class HoldfastServer {
 
   async start(): Promise<BoundAddress[]> {
     const c = this.config;
-    if (!nativeCryptoAvailable()) {
-      this.events.emit('native-crypto-missing', {
-        why: "ssh2's native crypto binding is not built: AES-GCM runs ~7x slower",
-        fix: 'install g++, make and python3, then run: npm rebuild ssh2',
-      });
-    }
-    const tcpKa = tcpKeepaliveUnavailable();
-    if (tcpKa) {
-      this.events.emit('tcp-keepalive-degraded', {
-        why: `per-socket TCP keepalive interval/count/user-timeout unavailable (${tcpKa})`,
-        effect: 'upstream TCP legs fall back to Node setKeepAlive: first probe after the interval, then 1 s x 10 probes',
-        fix: 'reinstall dependencies (npm ci) so net-keepalive and its ffi-rs binary are present',
-      });
-    }
-    const keys = c.hostKeys.map((file) => {
-      const { key, created } = loadOrCreateHostKey(file);
-      if (created) this.events.emit('host-key-created', { file, type: 'ssh-ed25519' });
-      return key;
-    });
-    // Certificates first, then the plain keys: a client that trusts the CA gets the certificate.
-    const certified: ParsedKey[] = c.hostCertificates.map((file) => {
-      const hc = readHostCertificate(file);
-      const key = hc.ok ? keys.find((k) => certifies(hc.cert, k)) : undefined;
-      if (!hc.ok || !key) throw new ListenError(`hostCertificates: ${hc.ok ? `${file} certifies none of hostKeys` : hc.why}`);
-      this.events.emit('host-certificate', { file, detail: describeHostCertificate(hc) });
-      return certifiedHostKey(key, hc.cert);
-    });
-    const hostKeys: (Buffer | ParsedKey)[] = [...certified, ...keys];
+    const tcpKa = warnDegradedRuntime(this.events);
+    const hostKeys = loadHostKeySet(c, this.events);
     // admin.address may be a name (localhost): what it resolves to is never a destination either.
     if (c.admin && !net.isIP(c.admin.address)) this.guard.setAdmin(await resolveAdminEndpoint(c.admin));
     this.openAtStart = openFdCount();
@@ -242,54 +210,29 @@ export class HoldfastServer {
   private planFds(c: ResolvedConfig): void {
     this.fds = planFds(c.maxSessions, nofileLimit(), this.openAtStart);
     this.budget.sockets = this.fds.sockets;
-    const low = this.fds.tooLow;
-    if (low) {
-      this.events.emit('fd-limit-low', {
-        why: `maxSessions ${this.fds.maxSessions} needs about ${this.fds.maxSessions * FDS_PER_SESSION + FD_RESERVE} file descriptors; RLIMIT_NOFILE ${this.fds.limit} supports ${low.supports} sessions: past that, connections and channels are refused`,
-        limit: this.fds.limit,
-        maxSessions: this.fds.maxSessions,
-        supports: low.supports,
-        fix: `raise LimitNOFILE in the systemd unit (to ${this.fds.maxSessions * FDS_PER_SESSION + FD_RESERVE + this.openAtStart} or more), or set maxSessions: auto`,
-      });
-    }
+    const low = fdLimitWarning(this.fds, this.openAtStart);
+    if (low) this.events.emit('fd-limit-low', low);
   }
 
-  private listen(address: string, port: number, index: number): Promise<BoundAddress> {
-    return new Promise((resolve, reject) => {
-      const srv = net.createServer({ noDelay: true, pauseOnConnect: false }, (sock) => this.onSocket(sock, index));
-      srv.once('error', (err: NodeJS.ErrnoException) => {
-        const why =
-          err.code === 'EADDRINUSE'
-            ? 'the address is in use (another holdfast or sshd?); pick another listen.port'
-            : err.code === 'EACCES'
-              ? 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)'
-              : err.code === 'EADDRNOTAVAIL'
-                ? 'no such local address; check listen.address'
-                : (err.code ?? err.message);
-        reject(new ListenError(`cannot listen on ${address}:${port}: ${why}`));
-      });
-      srv.listen({ host: address, port }, () => {
-        srv.removeAllListeners('error');
-        srv.on('error', (err: NodeJS.ErrnoException) => {
-          // Out of file descriptors: the connection could not even be accepted (libuv closes it).
-          if (err.code === 'EMFILE' || err.code === 'ENFILE') {
-            this.throttled('fd-exhausted', { why: `${err.code}: cannot accept a connection (out of file descriptors)`, sessions: this.sessions.size, fix: 'raise LimitNOFILE in the systemd unit, or lower maxStartups' });
-          } else this.events.emit('listener-error', { error: String(err) });
-        });
-        const a = srv.address() as net.AddressInfo;
-        this.listeners.push(srv);
-        this.events.emit('listening', { address: a.address, port: a.port });
-        resolve({ address: a.address, port: a.port });
-      });
-    });
+  private async listen(address: string, port: number, index: number): Promise<BoundAddress> {
+    const { server, bound } = await bindListener(
+      address,
+      port,
+      (sock) => this.onSocket(sock, index),
+      (err) => {
+        // Out of file descriptors: the connection could not even be accepted (libuv closes it).
+        if (err.code === 'EMFILE' || err.code === 'ENFILE') {
+          this.throttled('fd-exhausted', { why: `${err.code}: cannot accept a connection (out of file descriptors)`, sessions: this.sessions.size, fix: 'raise LimitNOFILE in the systemd unit, or lower maxStartups' });
+        } else this.events.emit('listener-error', { error: String(err) });
+      },
+    );
+    this.listeners.push(server);
+    this.events.emit('listening', bound);
+    return bound;
   }
 
   private onSocket(sock: net.Socket, index: number): void {
-    // An 'error' listener from the socket's first moment: a reset while the PROXY header is read or
-    // the primary is asked for a startup slot would otherwise be an uncaught exception, and the
-    // worker would exit with every session on it. The Session adds its own (it keeps the reason);
-    // a socket error is always followed by 'close', which is what ends a connection.
-    sock.on('error', ignoreSocketError);
+    // bindListener gave the socket its 'error' listener already (src/ingress/listen.ts).
     sock.once('close', this.budget.hold());
     this.clientSockets++;
     sock.once('close', () => this.clientSockets--);
@@ -377,42 +320,8 @@ export class HoldfastServer {
     return now && now.address === bound.address && now.port === bound.port ? now : bound;
   }
 
-  /**
-   * Lines an outsider can cause at any rate (refused startups, fd exhaustion): the first of each
-   * event is logged at once, then at most one line per THROTTLE_MS carrying how many were not logged.
-   */
-  private throttled<K extends 'startup-refused' | 'session-refused' | 'fd-exhausted' | 'proxy-refused' | 'proxy-address-unknown'>(event: K, fields: EventMap[K]): void {
-    const t = this.throttle.get(event) ?? { last: 0, suppressed: 0 };
-    this.throttle.set(event, t);
-    const now = Date.now();
-    if (now - t.last < THROTTLE_MS) {
-      t.suppressed++;
-      this.events.emit(event, fields, { log: false });
-      return;
-    }
-    this.events.emit(event, t.suppressed ? { ...(fields as EventMap[K] & object), notLogged: t.suppressed } : fields);
-    t.last = now;
-    t.suppressed = 0;
-  }
-
-  private userWindowBudget(user: string): { budget: WindowBudget; release(): void } {
-    let entry = this.userBudgets.get(user);
-    if (!entry) {
-      entry = { budget: createWindowBudget(USER_WINDOW_BUDGET), refs: 0 };
-      this.userBudgets.set(user, entry);
-    }
-    entry.refs++;
-    const e = entry;
-    let released = false;
-    return {
-      budget: e.budget,
-      release: () => {
-        if (released) return;
-        released = true;
-        if (--e.refs === 0) this.userBudgets.delete(user);
-      },
-    };
-  }
+  /** Lines an outsider can cause at any rate: src/event-throttle.ts. */
+  private throttled: EventThrottle['emit'] = (event, fields) => this.throttle.emit(event, fields);
 
   private onSsh(conn: Connection, socket: net.Socket): void {
     const session = this.bySocket.get(socket);
@@ -507,15 +416,24 @@ export class HoldfastServer {
   }
 }
 
-/** See onSocket: the error is seen again by whoever owns the socket, or by nobody if it is gone. */
-function ignoreSocketError(): void {}
+/** What runs slower or weaker than it should (a binding not built): warned at start; returns why TCP keepalive is degraded, or null. */
+function warnDegradedRuntime(events: Events): string | null {
+  if (!nativeCryptoAvailable()) {
+    events.emit('native-crypto-missing', { why: "ssh2's native crypto binding is not built: AES-GCM runs ~7x slower", fix: 'install g++, make and python3, then run: npm rebuild ssh2' });
+  }
+  const tcpKa = tcpKeepaliveUnavailable();
+  if (tcpKa) {
+    events.emit('tcp-keepalive-degraded', {
+      why: `per-socket TCP keepalive interval/count/user-timeout unavailable (${tcpKa})`,
+      effect: 'upstream TCP legs fall back to Node setKeepAlive: first probe after the interval, then 1 s x 10 probes',
+      fix: 'reinstall dependencies (npm ci) so net-keepalive and its ffi-rs binary are present',
+    });
+  }
+  return tcpKa;
+}
 
 function certificateSources(c: ResolvedConfig): CertificateSources {
   return { trustedUserCAKeys: c.trustedUserCAKeys, authorizedPrincipalsFile: c.authorizedPrincipalsFile, revokedKeys: c.revokedKeys };
-}
-
-export class ListenError extends Error {
-  override name = 'ListenError';
 }
 
 /** Waits for `p`, but not longer than `ms`. */

@@ -119,3 +119,31 @@ export function growingWindow(
     stats: () => ({ maxTarget, adjustments }),
   };
 }
+
+/** Each user's share of window growth (USER_WINDOW_BUDGET), held while they have sessions. */
+export class UserWindowBudgets {
+  private readonly byUser = new Map<string, { budget: WindowBudget; refs: number }>();
+
+  get users(): number {
+    return this.byUser.size;
+  }
+
+  take(user: string): { budget: WindowBudget; release(): void } {
+    let entry = this.byUser.get(user);
+    if (!entry) {
+      entry = { budget: createWindowBudget(USER_WINDOW_BUDGET), refs: 0 };
+      this.byUser.set(user, entry);
+    }
+    entry.refs++;
+    const e = entry;
+    let released = false;
+    return {
+      budget: e.budget,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--e.refs === 0) this.byUser.delete(user);
+      },
+    };
+  }
+}

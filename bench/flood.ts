@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Lab } from './lab.js';
+import type { Jump, Lab } from './lab.js';
 import type { Row } from './bench.js';
 import { latency, type Path } from './measure.js';
 import { percentile, stat } from './stats.js';
@@ -16,12 +16,15 @@ import { percentile, stat } from './stats.js';
 const ATTACKERS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test', 'helpers', 'cr-streams.js');
 const STREAMS = 8;
 
-interface Flood {
-  readonly stop: () => Promise<{ connections: number; p50Ms: number; maxMs: number }>;
+/** What cr-streams prints: its connections, and the ms until each was closed (p50, max). */
+interface FloodCounts {
+  readonly connections: number;
+  readonly p50Ms: number;
+  readonly maxMs: number;
 }
 
 /** Starts the attackers against PORT; stop() ends them (SIGTERM: they print their counts and exit). */
-function startFlood(port: number): Flood {
+function startFlood(port: number): { stop(): Promise<FloodCounts> } {
   const proc = spawn(process.execPath, [ATTACKERS, String(port), String(STREAMS), '120'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   proc.stdout.on('data', (d) => (out += d));
@@ -33,7 +36,7 @@ function startFlood(port: number): Flood {
       proc.kill('SIGTERM');
       await exited;
       try {
-        return JSON.parse(out) as { connections: number; p50Ms: number; maxMs: number };
+        return JSON.parse(out) as FloodCounts;
       } catch {
         throw new Error(`the flood's attackers printed no counts: ${JSON.stringify(out)}`);
       }
@@ -42,7 +45,7 @@ function startFlood(port: number): Flood {
 }
 
 /** After a flood: until the jump host is back to the processes it had before (sshd's children of the attackers' connections exit), at most 20 s. */
-async function settled(jump: Lab['jumps']['sshd'], procs: number): Promise<void> {
+async function settled(jump: Jump, procs: number): Promise<void> {
   const until = Date.now() + 20_000;
   while (jump.pids().length > procs && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
 }
@@ -60,7 +63,7 @@ export async function floodRows(lab: Lab, paths: Record<'hf' | 'sd', Path>, roun
       const flood = startFlood(jump.port);
       await new Promise((r) => setTimeout(r, 1000)); // the flood in its steady state, not its first burst
       let beside: number;
-      let got: Awaited<ReturnType<Flood['stop']>>;
+      let got: FloodCounts;
       try {
         beside = percentile(await latency(lab, paths[k], rounds), 99);
       } finally {

@@ -12,6 +12,7 @@
  * uses SCHED_NONE for that reason).
  */
 import fs from 'node:fs';
+import type { EventMap } from './events.js';
 
 /** Descriptors kept free of sockets: config and key files, DNS, the log, IPC, the admin listener. */
 export const FD_RESERVE = 64;
@@ -58,7 +59,7 @@ export function planFds(configured: number | 'auto', limit: number, openAtStart:
 }
 
 /** The `fd-limit-low` warning's fields when maxSessions was configured above what the limit supports. */
-export function fdLimitWarning(plan: FdPlan, openAtStart: number): { why: string; limit: number; maxSessions: number; supports: number; fix: string } | undefined {
+export function fdLimitWarning(plan: FdPlan, openAtStart: number): EventMap['fd-limit-low'] | undefined {
   const low = plan.tooLow;
   if (!low) return undefined;
   const needs = plan.maxSessions * FDS_PER_SESSION + FD_RESERVE;

@@ -10,7 +10,7 @@ import type { Listener, ResolvedConfig } from './config/resolve.js';
 import { Events } from './events.js';
 import { AuthorizedKeysStore } from './ssh/auth.js';
 import { loadHostKeySet } from './ssh/host-key-set.js';
-import { bindListener, ListenError, type BoundAddress } from './ingress/listen.js';
+import { bindListener, type BoundAddress } from './ingress/listen.js';
 import { EventThrottle } from './event-throttle.js';
 import { CertificateFiles, type CertificateSources } from './ssh/user-ca.js';
 import { reauthorize } from './session/auth-verdict.js';
@@ -33,7 +33,7 @@ import { StartupGate, type Admission, type StartupAdmitter } from './startups.js
 import { KeyedCount } from './keyed-count.js';
 import { FdBudget, fdLimitWarning, nofileLimit, openFdCount, planFds, setFdBudget, type FdPlan } from './fd-budget.js';
 
-export { VERSION, ListenError, type BoundAddress };
+export { VERSION };
 
 export class HoldfastServer {
   private config: ResolvedConfig;
@@ -62,8 +62,8 @@ export class HoldfastServer {
   private readonly throttle: EventThrottle;
   private readonly proxyGate = new ProxyGate({
     admit: (sock, peer) => this.admit(sock, peer),
-    refused: (src, cause, why) => this.throttled('proxy-refused', { src, cause, why }),
-    unknown: (src, what) => this.throttled('proxy-address-unknown', { src, why: `${what}: the balancer did not give the client's address, so its own is used`, fix: 'send TCP client addresses (haproxy: send-proxy-v2)' }),
+    refused: (src, cause, why) => this.throttle.emit('proxy-refused', { src, cause, why }),
+    unknown: (src, what) => this.throttle.emit('proxy-address-unknown', { src, why: `${what}: the balancer did not give the client's address, so its own is used`, fix: 'send TCP client addresses (haproxy: send-proxy-v2)' }),
     noClient: (src, what) => this.events.emit('proxy-no-client', { src, what }),
     stopping: () => this.stopping !== undefined,
   });
@@ -222,7 +222,7 @@ export class HoldfastServer {
       (err) => {
         // Out of file descriptors: the connection could not even be accepted (libuv closes it).
         if (err.code === 'EMFILE' || err.code === 'ENFILE') {
-          this.throttled('fd-exhausted', { why: `${err.code}: cannot accept a connection (out of file descriptors)`, sessions: this.sessions.size, fix: 'raise LimitNOFILE in the systemd unit, or lower maxStartups' });
+          this.throttle.emit('fd-exhausted', { why: `${err.code}: cannot accept a connection (out of file descriptors)`, sessions: this.sessions.size, fix: 'raise LimitNOFILE in the systemd unit, or lower maxStartups' });
         } else this.events.emit('listener-error', { error: String(err) });
       },
     );
@@ -251,7 +251,7 @@ export class HoldfastServer {
           ? `this worker serves maxSessions (${this.fds.maxSessions}) connections already`
           : `no file descriptor to spare (${this.budget.inUse} sockets of ${this.budget.sockets} planned for RLIMIT_NOFILE ${this.fds.limit})`;
       const fix = this.config.maxSessions === 'auto' ? 'raise LimitNOFILE in the systemd unit (maxSessions: auto follows it), or add workers' : 'raise maxSessions (and LimitNOFILE with it), or add workers';
-      this.throttled('session-refused', { src: `${peer.ip}:${peer.port}`, why, sessions: this.sessions.size, fix });
+      this.throttle.emit('session-refused', { src: `${peer.ip}:${peer.port}`, why, sessions: this.sessions.size, fix });
       return;
     }
     const listener = this.listenerNow(index);
@@ -271,7 +271,7 @@ export class HoldfastServer {
     const gate = (a: Admission) => {
       if (!a.ok) {
         sock.destroy();
-        return this.throttled('startup-refused', { src: `${peer.ip}:${peer.port}`, why: `${a.why} (connections waiting for their PROXY header count)`, pending: a.pending });
+        return this.throttle.emit('startup-refused', { src: `${peer.ip}:${peer.port}`, why: `${a.why} (connections waiting for their PROXY header count)`, pending: a.pending });
       }
       // Closed while the primary answered: nothing to wait for.
       if (sock.destroyed || this.stopping) {
@@ -297,7 +297,7 @@ export class HoldfastServer {
     if (!admission.ok) {
       // Refused before any byte is read: sshd does the same (it closes the socket).
       sock.destroy();
-      this.throttled('startup-refused', { src: `${peer.ip}:${peer.port}`, why: admission.why, pending: admission.pending });
+      this.throttle.emit('startup-refused', { src: `${peer.ip}:${peer.port}`, why: admission.why, pending: admission.pending });
       return;
     }
     if (this.stopping || sock.destroyed) {
@@ -319,9 +319,6 @@ export class HoldfastServer {
     const now = this.config.listen[index];
     return now && now.address === bound.address && now.port === bound.port ? now : bound;
   }
-
-  /** Lines an outsider can cause at any rate: src/event-throttle.ts. */
-  private throttled: EventThrottle['emit'] = (event, fields) => this.throttle.emit(event, fields);
 
   private onSsh(conn: Connection, socket: net.Socket): void {
     const session = this.bySocket.get(socket);

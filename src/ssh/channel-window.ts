@@ -17,6 +17,7 @@
  * _client._protocol.channelWindowAdjust); pinned ssh2, checked by test/unit/ssh2-internals.test.ts.
  */
 import type { Duplex } from 'node:stream';
+import { KeyedCount } from '../keyed-count.js';
 
 /** ssh2's own window (Channel.js MAX_WINDOW): where every channel starts. */
 export const BASE_WINDOW = 2 * 1024 * 1024;
@@ -122,27 +123,18 @@ export function growingWindow(
 
 /** Each user's share of window growth (USER_WINDOW_BUDGET), held while they have sessions. */
 export class UserWindowBudgets {
-  private readonly byUser = new Map<string, { budget: WindowBudget; refs: number }>();
-
-  get users(): number {
-    return this.byUser.size;
-  }
+  private readonly budgets = new Map<string, WindowBudget>();
+  private readonly holders = new KeyedCount();
 
   take(user: string): { budget: WindowBudget; release(): void } {
-    let entry = this.byUser.get(user);
-    if (!entry) {
-      entry = { budget: createWindowBudget(USER_WINDOW_BUDGET), refs: 0 };
-      this.byUser.set(user, entry);
-    }
-    entry.refs++;
-    const e = entry;
-    let released = false;
+    const budget = this.budgets.get(user) ?? createWindowBudget(USER_WINDOW_BUDGET);
+    this.budgets.set(user, budget);
+    const giveBack = this.holders.take(user);
     return {
-      budget: e.budget,
+      budget,
       release: () => {
-        if (released) return;
-        released = true;
-        if (--e.refs === 0) this.byUser.delete(user);
+        giveBack();
+        if (this.holders.held(user) === 0) this.budgets.delete(user);
       },
     };
   }

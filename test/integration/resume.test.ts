@@ -91,7 +91,7 @@ routes:
       const head = dir === 'upload' ? fs.createReadStream(file, { end: HELD_BACK_AT - 1 }) : undefined;
       const headSent = head ? new Promise<void>((r) => head.once('end', () => r())) : Promise.resolve();
       head?.pipe(user.stdin, { end: false });
-      const rest = () => void headSent.then(() => user.stdin.end(dir === 'upload' ? fs.readFileSync(file).subarray(HELD_BACK_AT) : 'go\n'));
+      const rest = () => void headSent.then(() => (dir === 'upload' ? fs.createReadStream(file, { start: HELD_BACK_AT }).pipe(user.stdin) : user.stdin.end('go\n')));
       let restSent = false;
       const exited = new Promise<number | null>((r) => user.once('close', r));
       let kills = 0;

@@ -14,22 +14,23 @@ import { bindListener, type BoundAddress } from './ingress/listen.js';
 import { EventThrottle } from './event-throttle.js';
 import { CertificateFiles, type CertificateSources } from './ssh/user-ca.js';
 import { reauthorize } from './session/auth-verdict.js';
+import { reapplyAll } from './session/reapply.js';
 import { describeDetached } from './resume/describe.js';
 import { ResumeRegistry } from './resume/registry.js';
 import { QueuedBytes } from './queued-bytes.js';
 import { createSsh2Server, serverAlgorithms } from './ssh/server-adapter.js';
 import { mlkemSource, nativeCryptoAvailable, type Connection } from './ssh/ssh2.js';
 import { Session, type SessionContext } from './session.js';
-import { ProxyGate, type Peer } from './ingress/proxy-gate.js';
+import type { Peer } from './ingress/proxy-gate.js';
+import { Intake } from './ingress/intake.js';
 import type { ReapplyCounts } from './events.js';
 import { systemLookup, type Lookup } from './routing/resolve-destination.js';
-import { tcpKeepaliveUnavailable } from './legs/tcp-keepalive.js';
+import { warnDegradedRuntime } from './degraded-runtime.js';
 import { UpstreamPool } from './legs/ssh-upstream.js';
 import { AddressGuard, adminEndpoint, ownAddresses, resolveAdminEndpoint } from './routing/guard.js';
 import { describeSession, type SessionInfo } from './session/describe.js';
 import type { LiveView } from './metrics/collector.js';
-import { unmapIPv4 } from './routing/canonical.js';
-import { StartupGate, type Admission, type StartupAdmitter } from './startups.js';
+import { StartupGate, type StartupAdmitter } from './startups.js';
 import { KeyedCount } from './keyed-count.js';
 import { FdBudget, fdLimitWarning, nofileLimit, openFdCount, planFds, setFdBudget, type FdPlan } from './fd-budget.js';
 
@@ -60,13 +61,8 @@ export class HoldfastServer {
   private readonly guard: AddressGuard;
   private readonly startedWith: ResolvedConfig;
   private readonly throttle: EventThrottle;
-  private readonly proxyGate = new ProxyGate({
-    admit: (sock, peer) => this.admit(sock, peer),
-    refused: (src, cause, why) => this.throttle.emit('proxy-refused', { src, cause, why }),
-    unknown: (src, what) => this.throttle.emit('proxy-address-unknown', { src, why: `${what}: the balancer did not give the client's address, so its own is used`, fix: 'send TCP client addresses (haproxy: send-proxy-v2)' }),
-    noClient: (src, what) => this.events.emit('proxy-no-client', { src, what }),
-    stopping: () => this.stopping !== undefined,
-  });
+  /** Accepted sockets up to their session: refusals, PROXY headers, startups (src/ingress/intake.ts). */
+  private readonly intake: Intake;
   /** What every session is given (src/session/scope.ts). */
   private readonly sessionContext: SessionContext;
   /** File descriptors: the session cap and the sockets' budget (src/fd-budget.ts); set at start. */
@@ -75,8 +71,6 @@ export class HoldfastServer {
   private openAtStart = 0;
   /** Logged-in connections per user (maxConnectionsPerUser). */
   private readonly logins = new KeyedCount();
-  /** Client connections this worker holds, from accept to close. */
-  private clientSockets = 0;
 
   constructor(
     config: ResolvedConfig,
@@ -84,7 +78,7 @@ export class HoldfastServer {
     readonly events: Events,
     lookup: Lookup = systemLookup,
     /** Where startups are admitted: this process alone, or the primary for every worker. */
-    private readonly startups: StartupAdmitter = new StartupGate(),
+    startups: StartupAdmitter = new StartupGate(),
   ) {
     this.config = config;
     this.startedWith = config;
@@ -101,6 +95,18 @@ export class HoldfastServer {
       connectTimeoutMs: config.connectTimeoutMs,
       ownKnownHosts: config.ownKnownHosts,
       events,
+    });
+    this.intake = new Intake({
+      config: () => this.config,
+      listener: (index) => this.listenerNow(index),
+      fds: () => this.fds,
+      budget: this.budget,
+      startups,
+      throttle: this.throttle,
+      events,
+      stopping: () => this.stopping !== undefined,
+      sessions: () => this.sessions.size,
+      start: (sock, peer, release) => this.startSession(sock, peer, release),
     });
     this.sessionContext = {
       config: () => this.config,
@@ -151,7 +157,6 @@ export class HoldfastServer {
     },
   };
 
-  /** The live sessions, for the admin API's /sessions. */
   /** The admin side ends session `id` (a live connection, or a detached resumable session). */
   closeSession(id: string, why: string): boolean {
     for (const s of this.sessions) {
@@ -165,6 +170,7 @@ export class HoldfastServer {
     return true;
   }
 
+  /** The live sessions, for the admin API's /sessions. */
   describeSessions(): SessionInfo[] {
     const detached = this.resumes.all().filter((e) => !e.leg.isAttached);
     return [...[...this.sessions].map(describeSession), ...detached.map(describeDetached)];
@@ -218,7 +224,7 @@ export class HoldfastServer {
     const { server, bound } = await bindListener(
       address,
       port,
-      (sock) => this.onSocket(sock, index),
+      (sock) => this.intake.accept(sock, index),
       (err) => {
         // Out of file descriptors: the connection could not even be accepted (libuv closes it).
         if (err.code === 'EMFILE' || err.code === 'ENFILE') {
@@ -231,81 +237,8 @@ export class HoldfastServer {
     return bound;
   }
 
-  private onSocket(sock: net.Socket, index: number): void {
-    // bindListener gave the socket its 'error' listener already (src/ingress/listen.ts).
-    sock.once('close', this.budget.hold());
-    this.clientSockets++;
-    sock.once('close', () => this.clientSockets--);
-    if (this.stopping) {
-      sock.destroy();
-      return;
-    }
-    const peer: Peer = { ip: unmapIPv4(sock.remoteAddress ?? ''), port: sock.remotePort ?? 0 };
-    // Refused before any byte, like sshd at MaxStartups: a worker out of descriptors serves nobody.
-    // Counted from accept (a PROXY header or the primary's startup answer can still be pending).
-    const held = this.clientSockets - 1;
-    if (held >= this.fds.maxSessions || this.budget.inUse > this.budget.sockets) {
-      sock.destroy();
-      const why =
-        held >= this.fds.maxSessions
-          ? `this worker serves maxSessions (${this.fds.maxSessions}) connections already`
-          : `no file descriptor to spare (${this.budget.inUse} sockets of ${this.budget.sockets} planned for RLIMIT_NOFILE ${this.fds.limit})`;
-      const fix = this.config.maxSessions === 'auto' ? 'raise LimitNOFILE in the systemd unit (maxSessions: auto follows it), or add workers' : 'raise maxSessions (and LimitNOFILE with it), or add workers';
-      this.throttle.emit('session-refused', { src: `${peer.ip}:${peer.port}`, why, sessions: this.sessions.size, fix });
-      return;
-    }
-    const listener = this.listenerNow(index);
-    // No peer address: reset before it reached this worker (a balancer's health check does that).
-    if (listener.proxyProtocol && !peer.ip) sock.destroy();
-    else if (listener.proxyProtocol) this.awaitHeader(sock, listener.proxyProtocol, peer);
-    else this.admit(sock, peer);
-  }
-
-  /**
-   * A connection waiting for its PROXY header is a startup too (maxStartups, host-wide), or a trusted
-   * balancer's address could hold every descriptor with header-less connections. Not per source:
-   * every client behind the balancer shares its address. The slot is given back when the header
-   * is read; the client's own startup is admitted then, by its own address.
-   */
-  private awaitHeader(sock: net.Socket, proxy: NonNullable<Listener['proxyProtocol']>, peer: Peer): void {
-    const gate = (a: Admission) => {
-      if (!a.ok) {
-        sock.destroy();
-        return this.throttle.emit('startup-refused', { src: `${peer.ip}:${peer.port}`, why: `${a.why} (connections waiting for their PROXY header count)`, pending: a.pending });
-      }
-      // Closed while the primary answered: nothing to wait for.
-      if (sock.destroyed || this.stopping) {
-        a.release();
-        return void sock.destroy();
-      }
-      sock.once('close', a.release);
-      this.proxyGate.accept(sock, proxy, peer, a.release);
-    };
-    const admission = this.startups.admit(peer.ip, { ...this.config.startups, perSource: 0 });
-    if (admission instanceof Promise) void admission.then(gate);
-    else gate(admission);
-  }
-
-  /** Admits a connection by its client address (the startup gate) and starts its session. */
-  private admit(sock: net.Socket, peer: Peer): void {
-    const admission = this.startups.admit(peer.ip, this.config.startups);
-    if (!(admission instanceof Promise)) return this.admitted(sock, peer, admission);
-    void admission.then((a) => this.admitted(sock, peer, a));
-  }
-
-  private admitted(sock: net.Socket, peer: Peer, admission: Admission): void {
-    if (!admission.ok) {
-      // Refused before any byte is read: sshd does the same (it closes the socket).
-      sock.destroy();
-      this.throttle.emit('startup-refused', { src: `${peer.ip}:${peer.port}`, why: admission.why, pending: admission.pending });
-      return;
-    }
-    if (this.stopping || sock.destroyed) {
-      admission.release();
-      sock.destroy();
-      return;
-    }
-    const session = new Session(sock, this.sessionContext, peer, admission.release);
+  private startSession(sock: net.Socket, peer: Peer, release: () => void): void {
+    const session = new Session(sock, this.sessionContext, peer, release);
     this.sessions.add(session);
     void session.closed.then(() => this.sessions.delete(session));
     this.bySocket.set(sock, session);
@@ -348,15 +281,7 @@ export class HoldfastServer {
     const replan = next.maxSessions !== this.config.maxSessions;
     this.config = next;
     if (replan) this.planFds(next);
-    const live: ReapplyCounts = { sessions: 0, legsReplanned: 0, sessionsRevoked: 0, channelsRevoked: 0 };
-    for (const session of this.sessions) {
-      const r = session.reapply();
-      if (!r) continue;
-      live.sessions++;
-      live.legsReplanned += r.legs;
-      live.sessionsRevoked += r.revoked ? 1 : 0;
-      live.channelsRevoked += r.channelsRevoked;
-    }
+    const live = reapplyAll(this.sessions);
     // A resumable session answers to its key too, attached or not (its key left, expired, or its
     // from= no longer matches the address it was last used from: it ends).
     for (const e of this.resumes.all()) {
@@ -409,24 +334,8 @@ export class HoldfastServer {
 
   private closeListeners(): void {
     for (const l of this.listeners.splice(0)) l.close();
-    this.proxyGate.closeAll();
+    this.intake.closeAll();
   }
-}
-
-/** What runs slower or weaker than it should (a binding not built): warned at start; returns why TCP keepalive is degraded, or null. */
-function warnDegradedRuntime(events: Events): string | null {
-  if (!nativeCryptoAvailable()) {
-    events.emit('native-crypto-missing', { why: "ssh2's native crypto binding is not built: AES-GCM runs ~7x slower", fix: 'install g++, make and python3, then run: npm rebuild ssh2' });
-  }
-  const tcpKa = tcpKeepaliveUnavailable();
-  if (tcpKa) {
-    events.emit('tcp-keepalive-degraded', {
-      why: `per-socket TCP keepalive interval/count/user-timeout unavailable (${tcpKa})`,
-      effect: 'upstream TCP legs fall back to Node setKeepAlive: first probe after the interval, then 1 s x 10 probes',
-      fix: 'reinstall dependencies (npm ci) so net-keepalive and its ffi-rs binary are present',
-    });
-  }
-  return tcpKa;
 }
 
 function certificateSources(c: ResolvedConfig): CertificateSources {

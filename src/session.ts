@@ -1,7 +1,7 @@
 /**
  * A session is one client connection, from TCP accept to close. This file is its lifecycle only: the
  * state, the two timers, the accounting and the one summary line. The decisions and relays are
- * parts (src/session/): auth verdicts, channel plans and dials, the channel registry (with each
+ * parts (src/session/): the login (login.ts, on auth verdicts), channel plans and dials, the channel registry (with each
  * channel's idle watch), gateway mode, what is not offered (no shell, no -R), the client leg's
  * keepalive (client-leg.ts), the session's own limits (limits.ts) and what a reload does to a live
  * session (reapply.ts).
@@ -18,10 +18,9 @@
 import { LineBudget } from './session/line-budget.js';
 import crypto from 'node:crypto';
 import type net from 'node:net';
-import type { Connection, AuthContext, PublicKeyAuthContext } from './ssh/ssh2.js';
+import type { Connection, AuthContext } from './ssh/ssh2.js';
 import type { LoginKey } from './ssh/authorized-keys.js';
 import { disconnect, rejectChannel } from './ssh/server-adapter.js';
-import { fingerprintOf } from './ssh/known-hosts.js';
 import { serverProbe } from './ssh/ping.js';
 import { createWindowBudget, CONNECTION_WINDOW_BUDGET, type WindowBudget } from './ssh/channel-window.js';
 import { unmapIPv4 } from './routing/canonical.js';
@@ -32,7 +31,7 @@ import { childReason, disconnectText, type ChildReason, type SessionCloseReason 
 import type { EventMap, EventName, Who } from './events.js';
 import { formatDuration } from './config/duration.js';
 import { NO_ROUTE } from './metrics/declarations.js';
-import { authVerdict } from './session/auth-verdict.js';
+import { Login } from './session/login.js';
 import { ChannelRegistry } from './session/registry.js';
 import { roughly, SessionLimits } from './session/limits.js';
 import { ClientLeg } from './session/client-leg.js';
@@ -70,9 +69,8 @@ export class Session implements LiveSession {
   /** The key exchange the client's first handshake negotiated (mlkem768x25519-sha256: post-quantum). */
   private kex: string | undefined;
   private userName: string | undefined;
-  private authKey: LoginKey | undefined;
-  private authFailures = 0;
-  private sawNone = false;
+  /** Attempts, failures, the accepted key (src/session/login.ts). */
+  private readonly login = new Login();
   /** The client leg serves every open channel's route: it runs the strictest policy (the default with none). */
   readonly clientLeg = new ClientLeg(() => this.ctx.config().keepalive.client);
   readonly registry = new ChannelRegistry(this.clientLeg.policies, {
@@ -105,8 +103,6 @@ export class Session implements LiveSession {
   private readonly channelLines = new LineBudget(MAX_CHANNEL_LINES);
   private readonly connectionBudget = createWindowBudget(CONNECTION_WINDOW_BUDGET);
   private userBudget: { readonly budget: WindowBudget; release(): void } | undefined;
-  /** Gives back this login's place in maxConnectionsPerUser. */
-  private releaseLogin: () => void = () => {};
 
   constructor(
     readonly socket: net.Socket,
@@ -130,7 +126,7 @@ export class Session implements LiveSession {
     // sends: a peer that never logged in could keep holdfast busy reading at full speed until
     // loginGraceTime. sshd closes such a connection at once; so does holdfast, once ours is flushed.
     socket.once('finish', () => {
-      if (this.authKey === undefined) socket.destroy();
+      if (this.login.key === undefined) socket.destroy();
     });
     const grace = ctx.config().loginGraceTimeMs;
     if (grace > 0) this.loginGrace = setTimeout(() => this.destroy('login-grace'), grace);
@@ -143,7 +139,7 @@ export class Session implements LiveSession {
     return this.userName!;
   }
   get key(): LoginKey {
-    return this.authKey!;
+    return this.login.key!;
   }
   get closing(): boolean {
     return this.state === 'closing' || this.state === 'closed';
@@ -153,7 +149,7 @@ export class Session implements LiveSession {
   }
   /** How the user logged in (gateway: `user+target`); undefined until authenticated. */
   get mode(): 'jump' | 'gateway' | undefined {
-    return this.authKey === undefined ? undefined : this.gateway ? 'gateway' : 'jump';
+    return this.login.key === undefined ? undefined : this.gateway ? 'gateway' : 'jump';
   }
 
   who(): Who {
@@ -243,7 +239,7 @@ export class Session implements LiveSession {
   }
 
   rekey(entry: LoginKey): void {
-    this.authKey = entry;
+    this.login.key = entry;
   }
 
   /** A reload (SIGHUP) reaches this session (src/session/reapply.ts); null before it is ready. */
@@ -258,42 +254,7 @@ export class Session implements LiveSession {
     this.userName = login.ok ? login.value.user : login.user || authCtx.username;
     const target = login.ok ? login.value.target : undefined;
     this.gateway = !login.ok ? new GatewaySession({ error: login.message }) : target ? new GatewaySession({ target }) : undefined;
-    if (this.closing) return authCtx.reject();
-    const pk = authCtx.method === 'publickey' ? (authCtx as PublicKeyAuthContext) : undefined;
-    const t = this.gateway?.target;
-    const key = pk ? { keyType: pk.key.algo, fingerprint: fingerprintOf(pk.key.data) } : undefined;
-    const fields = { ...this.who(), method: authCtx.method, ...(t ? { target: t } : {}), ...key, kex: this.kex ?? null };
-    const v = authVerdict(
-      { method: authCtx.method, user: this.user, key: pk?.key, hashAlgo: pk?.hashAlgo, signature: pk?.signature, blob: pk?.blob },
-      this.ctx.keys(),
-      { sawNone: this.sawNone, clientIp: this.clientIp, now: new Date() },
-      this.ctx.certificates(),
-    );
-    if (v.kind === 'methods') {
-      this.sawNone = true;
-      return authCtx.reject(['publickey']);
-    }
-    if (v.kind === 'key-ok') return authCtx.accept(); // "this key would do": the client signs next
-    if (v.kind === 'accept') {
-      const login = this.ctx.holdLogin(this.user);
-      if (typeof login !== 'function') {
-        const why = `${this.user} holds ${login.held} connections already (maxConnectionsPerUser ${login.max})`;
-        this.failure('login-refused', { ...fields, why, connections: login.held });
-        this.close('user-connection-limit', why);
-        return authCtx.reject();
-      }
-      this.releaseLogin = login;
-      this.authKey = v.entry;
-      const { fingerprint, ...certificate } = v.entry.certificate ?? {};
-      this.ctx.events.emit('auth-accepted', { ...fields, ...key!, ...(fingerprint ? { fingerprint, certificate } : {}), keyFile: v.file, keyLine: v.entry.line });
-      return authCtx.accept();
-    }
-    const max = this.ctx.config().maxAuthTries;
-    this.authFailures++;
-    const { fingerprint, ...certificate } = v.certificate ?? {};
-    this.failure('auth-failed', { ...fields, why: v.why, ...(v.rule ? { rule: v.rule } : {}), ...(fingerprint ? { fingerprint, certificate } : {}), failures: this.authFailures });
-    if (this.authFailures >= max) this.close('auth-failed', `${this.authFailures} failed authentication attempts (maxAuthTries ${max})`);
-    if (!this.closing) authCtx.reject(['publickey']);
+    this.login.attempt(this, authCtx, { target: this.gateway?.target, kex: this.kex });
   }
 
   private openSession(accept: () => unknown, reject: () => void): void {
@@ -354,15 +315,15 @@ export class Session implements LiveSession {
     this.startupEnded();
     clearTimeout(this.forceClose);
     this.forceClose = undefined;
-    const authenticated = this.authKey !== undefined;
+    const authenticated = this.login.key !== undefined;
     const reason: SessionCloseReason =
       this.reason ??
       this.gateway?.diedReason ??
-      (!this.connection ? 'no-handshake' : this.protocolError ? 'protocol-error' : !authenticated && this.authFailures > 0 ? 'auth-failed' : 'peer-closed');
+      (!this.connection ? 'no-handshake' : this.protocolError ? 'protocol-error' : !authenticated && this.login.failures > 0 ? 'auth-failed' : 'peer-closed');
     this.reason = reason;
     this.detail ??= this.gateway?.diedDetail ?? (reason === 'protocol-error' ? this.protocolError : reason === 'peer-closed' && this.connection && !this.kex ? 'the client left during the key exchange' : undefined);
     this.userBudget?.release();
-    this.releaseLogin();
+    this.login.release();
     const r = this.registry;
     this.ctx.events.emit('session-close', {
       session: this.id,
@@ -373,7 +334,7 @@ export class Session implements LiveSession {
       reason,
       ...(this.detail ? { detail: this.detail } : {}),
       kex: this.kex ?? null,
-      authFailures: this.authFailures,
+      authFailures: this.login.failures,
       ...(this.failureLines.suppressed ? { linesSuppressed: this.failureLines.suppressed } : {}),
       ...(this.channelLines.suppressed ? { channelLinesSuppressed: this.channelLines.suppressed } : {}),
       channels: r.opened,

@@ -5,18 +5,15 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
 import type { ConfigParsed, KeepalivePolicy } from './schema.js';
 import { hasUserTemplate, resolveConfigPath, stateDir } from './paths.js';
 import type { RouteRule } from '../routing/route-table.js';
 import type { DestinationPattern } from '../routing/destination.js';
 import { inspectHostKey } from '../ssh/host-keys.js';
-import { strictModes } from '../ssh/strict-modes.js';
 import { checkAuthorizedKeys } from './key-files.js';
-import { certifies, readHostCertificate } from '../ssh/host-certificates.js';
-import { parseCaKeys } from '../ssh/user-ca.js';
-import { RevocationList } from '../ssh/krl.js';
+import { resolveCertificates } from './resolve-certificates.js';
+import { resolveAdmin, type AdminListener } from './resolve-admin.js';
 import { parseMaxStartups, parseNetBlockSize, type StartupLimits } from '../startups.js';
 
 export interface LegPolicies {
@@ -124,6 +121,8 @@ export interface ResolveContext {
   readonly embedded: boolean;
   readonly env: NodeJS.ProcessEnv;
 }
+
+export type { AdminListener };
 
 export interface SemanticProblem {
   readonly path: readonly PropertyKey[];
@@ -287,53 +286,6 @@ export function resolveConfig(
   return { config: deepFreeze(config), problems, warnings };
 }
 
-/**
- * trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys and hostCertificates: paths made absolute,
- * files read now so a typo or a bad key is a config error, not a login refused later.
- */
-function resolveCertificates(c: ConfigParsed, baseDir: string, hostKeys: readonly string[], problems: SemanticProblem[], warnings: string[]) {
-  const abs = (p: string | undefined) => (p === undefined ? undefined : resolveConfigPath(p, baseDir));
-  const trustedUserCAKeys = abs(c.trustedUserCAKeys);
-  const authorizedPrincipalsFile = abs(c.authorizedPrincipalsFile);
-  const revokedKeys = abs(c.revokedKeys);
-  const readable = (file: string, key: string, parse: (d: Buffer) => unknown, what: string) => {
-    try {
-      parse(fs.readFileSync(file));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      problems.push({ path: [key], message: code === 'ENOENT' ? `${file} does not exist (${what})` : code ? `cannot read ${file}: ${code}` : `${file}: ${(err as Error).message}` });
-    }
-  };
-  if (trustedUserCAKeys) readable(trustedUserCAKeys, 'trustedUserCAKeys', (d) => parseCaKeys(d.toString('utf8')), 'OpenSSH public keys of the user CAs');
-  // Whoever can write these files can add a CA (every user name, every key) or lift a revocation.
-  for (const [key, file] of [['trustedUserCAKeys', trustedUserCAKeys], ['revokedKeys', revokedKeys]] as const) {
-    if (!file || !fs.existsSync(file)) continue;
-    const unsafe = strictModes(file, fs.statSync(file));
-    if (unsafe) warnings.push(`${key}: ${unsafe}; whoever can write it decides who logs in`);
-  }
-  if (revokedKeys) readable(revokedKeys, 'revokedKeys', (d) => RevocationList.parse(d), 'a KRL from ssh-keygen -k, or public keys');
-  if (authorizedPrincipalsFile && !trustedUserCAKeys) problems.push({ path: ['authorizedPrincipalsFile'], message: 'only applies to certificates from trustedUserCAKeys, which is not set' });
-  if (authorizedPrincipalsFile && !hasUserTemplate(authorizedPrincipalsFile)) {
-    c.routes.forEach((r, i) => {
-      if (r.users && r.users.some((u) => u !== '*')) {
-        problems.push({ path: ['routes', i, 'users'], message: `users ${JSON.stringify(r.users)} cannot be enforced for certificates: authorizedPrincipalsFile ${authorizedPrincipalsFile} is one file for every user name; put %u in it` });
-      }
-    });
-  }
-  const hostCertificates = (c.hostCertificates ?? []).map((p) => resolveConfigPath(p, baseDir));
-  hostCertificates.forEach((file, i) => {
-    const hc = readHostCertificate(file);
-    if (!hc.ok) return problems.push({ path: ['hostCertificates', i], message: hc.why });
-    const keyFile = hostKeys.find((k) => fs.existsSync(k) && certifies(hc.cert, fs.readFileSync(k)));
-    if (!keyFile) {
-      problems.push({ path: ['hostCertificates', i], message: `${file} certifies none of hostKeys (${hostKeys.join(', ')}): sign ${hostKeys[0]}.pub with ssh-keygen -s CA -h` });
-    } else if (hc.cert.validBefore !== 0xffffffffffffffffn && hc.cert.validBefore * 1000n <= BigInt(Date.now())) {
-      warnings.push(`hostCertificates: ${file} expired at ${new Date(Number(hc.cert.validBefore) * 1000).toISOString()}; clients that trust only the CA will refuse holdfast`);
-    }
-  });
-  return { trustedUserCAKeys, authorizedPrincipalsFile, revokedKeys, hostCertificates };
-}
-
 function defined<T extends object>(o: T | undefined): Partial<T> {
   if (!o) return {};
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -347,49 +299,6 @@ function deepFreeze<T>(o: T): T {
     for (const v of Object.values(o)) deepFreeze(v);
   }
   return o;
-}
-
-export interface AdminListener {
-  readonly address: string;
-  readonly port: number;
-  /** admin.tokenFile, made absolute, and the token read from it at load. */
-  readonly auth?: { readonly tokenFile: string; readonly token: string } | undefined;
-}
-
-/** The shortest admin token accepted (`openssl rand -hex 32` gives 64 characters). */
-export const ADMIN_TOKEN_MIN = 16;
-
-/**
- * The admin listener; its token file read now, so a missing or weak token is a config error, and a
- * listener reachable from other hosts without one is a warning (it shows users and their addresses).
- */
-function resolveAdmin(a: NonNullable<ConfigParsed['admin']>, baseDir: string, problems: SemanticProblem[], warnings: string[]): AdminListener {
-  let auth: AdminListener['auth'];
-  if (a.tokenFile !== undefined) {
-    const tokenFile = resolveConfigPath(a.tokenFile, baseDir);
-    const make = `create one: (umask 077; openssl rand -hex 32 > ${tokenFile})`;
-    try {
-      const token = fs.readFileSync(tokenFile, 'utf8').trim();
-      if (token.length < ADMIN_TOKEN_MIN || /\s/.test(token)) {
-        problems.push({ path: ['admin', 'tokenFile'], message: `${tokenFile} holds ${/\s/.test(token) ? 'a token with spaces or several lines' : `a token of ${token.length} characters (at least ${ADMIN_TOKEN_MIN})`}; ${make}` });
-      } else {
-        auth = { tokenFile, token };
-        const mode = fs.statSync(tokenFile).mode & 0o777;
-        if (mode & 0o077) warnings.push(`admin.tokenFile: ${tokenFile} is open to other users (mode ${mode.toString(8)}): chmod 600 ${tokenFile}`);
-      }
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      problems.push({ path: ['admin', 'tokenFile'], message: code === 'ENOENT' ? `${tokenFile} does not exist; ${make}` : `cannot read ${tokenFile}: ${code ?? (err as Error).message}` });
-    }
-  }
-  if (!net.isIP(a.address)) {
-    warnings.push(`admin.address: "${a.address}" is a name: holdfast binds the first address it resolves to and keeps every address it resolves to from being a destination; write the address itself (127.0.0.1 or ::1) so what is bound is what is checked`);
-  }
-  const loopback = a.address === 'localhost' || a.address === '::1' || /^(::ffff:)?127\./.test(a.address);
-  if (a.tokenFile === undefined && !loopback) {
-    warnings.push(`admin: ${a.address}:${a.port} is reachable from other hosts and has no tokenFile: anyone who reaches it reads /sessions (users, client addresses) and /metrics; set admin.tokenFile, or listen on 127.0.0.1`);
-  }
-  return { address: a.address, port: a.port, ...(auth ? { auth } : {}) };
 }
 
 const MiB = 1024 * 1024;

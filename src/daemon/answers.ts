@@ -4,7 +4,7 @@
  * and is no longer waited for.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { isFromWorker, type FromWorker } from './messages.js';
+import { isFromWorker, type FromWorker, type ToWorker } from './messages.js';
 
 export class NoAnswer extends Error {
   override name = 'NoAnswer';
@@ -45,4 +45,17 @@ export function answers<T>(workers: readonly Worker[], pick: (m: FromWorker) => 
     cluster.on('message', onMessage);
     cluster.on('exit', onExit);
   });
+}
+
+let requests = 0;
+
+/**
+ * One request to each of `workers`, numbered so that an answer to an earlier request is not taken
+ * for this one (`pick` gets the number); each answer within `ms` (NoAnswer otherwise).
+ */
+export function askEvery<T>(workers: readonly Worker[], request: (id: number) => ToWorker, pick: (m: FromWorker, id: number) => T | undefined, ms: number): Promise<T[]> {
+  const id = ++requests;
+  const got = answers(workers, (m) => pick(m, id), ms, true);
+  for (const w of workers) w.send(request(id));
+  return got;
 }

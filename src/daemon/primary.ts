@@ -23,7 +23,9 @@ import { createLogger } from '../log.js';
 import { Events } from '../events.js';
 import { EXIT_OK, EXIT_SOFTWARE } from '../cli/exit-codes.js';
 import { isFromWorker, type FromWorker, type ToWorker } from './messages.js';
-import { answers } from './answers.js';
+import { answers, askEvery } from './answers.js';
+import { CrashLog } from './crash-backoff.js';
+import { whenServing, WorkerFailed, WorkerHung } from './worker-start.js';
 import { whenNpmParentGone } from './parent-watch.js';
 import { PrimaryMetrics } from '../metrics/primary-metrics.js';
 import { SdNotify, monotonicUsec } from './sd-notify.js';
@@ -33,19 +35,6 @@ import { AdminHolder } from './admin-holder.js';
 import type { SessionInfo } from '../session/describe.js';
 import { StartupLedger } from './shared-startups.js';
 
-/** Crashes within this window make the next replacement wait REPLACE_BACKOFF_MS. */
-const CRASH_WINDOW_MS = 10_000;
-const CRASHES_BEFORE_BACKOFF = 3;
-const REPLACE_BACKOFF_MS = 5_000;
-
-/**
- * How long to wait before replacing a worker that crashed: at once, unless it crashed more than
- * CRASHES_BEFORE_BACKOFF times within CRASH_WINDOW_MS while other workers still serve. With none
- * left serving there is no backoff: a wait would be a window in which nobody is served at all.
- */
-export function replaceDelayMs(recentCrashes: number, othersServing: number): number {
-  return recentCrashes > CRASHES_BEFORE_BACKOFF && othersServing > 0 ? REPLACE_BACKOFF_MS : 0;
-}
 /** After SIGTERM: beyond shutdownTimeout, how long workers get before they are killed. */
 const SHUTDOWN_GRACE_MS = 5_000;
 
@@ -101,14 +90,13 @@ class Keeper {
   private readonly reloadWhenReady = new Set<Worker>();
   /** The version each worker reported: the package.json of the code it loaded. */
   private readonly versions = new Map<Worker, string>();
-  private readonly crashes: number[] = [];
+  private readonly crashes = new CrashLog();
   private upgrading = false;
   /** A generation being started (SIGTERM must reach it too). */
   private starting: Generation | undefined;
   private stopping = false;
   private finish: (code: number) => void = () => {};
   private admin: AdminHolder | undefined;
-  private requestId = 0;
   /** maxStartups and perSourceMaxStartups, counted once for every worker. */
   private readonly startups = new StartupLedger();
   private readonly notify: SdNotify;
@@ -189,7 +177,6 @@ class Keeper {
     this.events.emit('primary-reloaded', { config: next.config.source, admin, ...workers });
   }
 
-
   /** What the admin listener serves: every worker's metrics and sessions, and the primary's state. */
   private adminSources(): AdminSources {
     const aggregator = new AggregatorRegistry();
@@ -214,11 +201,7 @@ class Keeper {
 
   /** One request to every serving worker (draining ones included), each answer within ADMIN_TIMEOUT_MS. */
   private askEvery<T>(request: (id: number) => ToWorker, pick: (m: FromWorker, id: number) => T | undefined): Promise<T[]> {
-    const id = ++this.requestId;
-    const workers = this.serving(this.all());
-    const got = answers(workers, (m) => pick(m, id), ADMIN_TIMEOUT_MS, true);
-    for (const w of workers) w.send(request(id));
-    return got;
+    return askEvery(this.serving(this.all()), request, pick, ADMIN_TIMEOUT_MS);
   }
 
   /** Of `workers`, those that serve and can be told something now. */
@@ -256,27 +239,12 @@ class Keeper {
       if (m.holdfast === 'startup' && w.isConnected()) w.send(this.startups.request(w.id, m) satisfies ToWorker);
       else if (m.holdfast === 'startup-end') this.startups.end(w.id, m.id);
     });
-    return new Promise((resolve, reject) => {
-      const limit = this.loaded.config.workerStartTimeoutMs;
-      // A worker that never says it serves (hung on a file, a DNS lookup, a bug) is killed: the
-      // upgrade then fails instead of blocking every later SIGUSR2.
-      const hung = setTimeout(() => {
-        reject(new WorkerHung(limit));
-        w.process.kill('SIGKILL');
-      }, limit);
-      w.once('exit', (code) => {
-        clearTimeout(hung);
-        reject(new WorkerFailed(code ?? EXIT_SOFTWARE));
-      });
-      w.on('message', (m: unknown) => {
-        if (!isFromWorker(m) || m.holdfast !== 'ready' || this.ready.has(w)) return;
-        clearTimeout(hung);
-        this.ready.add(w);
-        this.versions.set(w, m.version);
-        this.events.emit('worker-started', { worker: w.id, pid: m.pid, generation: gen.n, version: m.version });
-        if (this.reloadWhenReady.delete(w)) this.tell(w, { holdfast: 'reload' });
-        resolve(w);
-      });
+    return whenServing(w, this.loaded.config.workerStartTimeoutMs).then((m) => {
+      this.ready.add(w);
+      this.versions.set(w, m.version);
+      this.events.emit('worker-started', { worker: w.id, pid: m.pid, generation: gen.n, version: m.version });
+      if (this.reloadWhenReady.delete(w)) this.tell(w, { holdfast: 'reload' });
+      return w;
     });
   }
 
@@ -296,11 +264,7 @@ class Keeper {
     }
     this.current.workers.delete(w);
     if (!wasReady) return; // a start that failed: startGeneration reports it
-    const now = Date.now();
-    this.crashes.push(now);
-    while (this.crashes.length && this.crashes[0]! < now - CRASH_WINDOW_MS) this.crashes.shift();
-    const serving = [...this.current.workers].filter((x) => this.ready.has(x)).length;
-    const wait = replaceDelayMs(this.crashes.length, serving);
+    const wait = this.crashes.crashed([...this.current.workers].filter((x) => this.ready.has(x)).length);
     this.events.emit('worker-lost', { ...base, replaceInMs: wait });
     const gen = this.current;
     setTimeout(() => {
@@ -395,17 +359,5 @@ class Keeper {
     if (w.isConnected() && this.ready.has(w)) w.send(m);
     else if (m.holdfast === 'reload') this.reloadWhenReady.add(w);
     else w.process.kill('SIGTERM');
-  }
-}
-
-class WorkerHung extends Error {
-  constructor(readonly ms: number) {
-    super(`a new worker did not report that it serves within workerStartTimeout (${ms} ms): killed`);
-  }
-}
-
-class WorkerFailed extends Error {
-  constructor(readonly code: number) {
-    super(`worker exited ${code}`);
   }
 }

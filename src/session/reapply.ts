@@ -15,6 +15,7 @@ import type { ClientLeg } from './client-leg.js';
 import type { GatewaySession } from './gateway.js';
 import type { JumpRecord } from './jump.js';
 import type { SessionScope } from './scope.js';
+import type { ReapplyCounts } from '../events.js';
 
 /** What reapply needs of a session beyond what its parts see. */
 export interface LiveSession extends SessionScope {
@@ -89,6 +90,20 @@ export function reapply(s: LiveSession): Reapplied {
   }
   s.limitsChanged();
   return { legs, revoked: false, channelsRevoked };
+}
+
+/** A reload over every live session of a worker: what it changed, counted for the `reloaded` line. */
+export function reapplyAll(sessions: Iterable<{ reapply(): Reapplied | null }>): ReapplyCounts {
+  const live: ReapplyCounts = { sessions: 0, legsReplanned: 0, sessionsRevoked: 0, channelsRevoked: 0 };
+  for (const session of sessions) {
+    const r = session.reapply();
+    if (!r) continue;
+    live.sessions++;
+    live.legsReplanned += r.legs;
+    live.sessionsRevoked += r.revoked ? 1 : 0;
+    live.channelsRevoked += r.channelsRevoked;
+  }
+  return live;
 }
 
 function isJumpRecord(rec: ChannelRecord): rec is JumpRecord {

@@ -1,10 +1,10 @@
 /**
  * A session is one client connection, from TCP accept to close. This file is its lifecycle only: the
  * state, the two timers, the accounting and the one summary line. The decisions and relays are
- * parts (src/session/): the login (login.ts, on auth verdicts), channel plans and dials, the channel registry (with each
- * channel's idle watch), gateway mode, what is not offered (no shell, no -R), the client leg's
- * keepalive (client-leg.ts), the session's own limits (limits.ts) and what a reload does to a live
- * session (reapply.ts).
+ * parts (src/session/): the login (login.ts, on auth verdicts), channel plans and dials, the channel
+ * registry (with each channel's idle watch), gateway mode, what is not offered (no shell, no -R), the
+ * client leg's keepalive (client-leg.ts), the session's own limits (limits.ts) and what a reload does
+ * to a live session (reapply.ts).
  *
  *   handshake --(SSH identification: attach)--> auth --(key accepted, ssh2 'ready')--> ready
  *        \________________________\_______________________________\--> closing --> closed

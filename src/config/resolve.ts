@@ -122,8 +122,6 @@ export interface ResolveContext {
   readonly env: NodeJS.ProcessEnv;
 }
 
-export type { AdminListener };
-
 export interface SemanticProblem {
   readonly path: readonly PropertyKey[];
   readonly message: string;

@@ -5,7 +5,7 @@
  * `admin: off` was silently ignored until a restart.
  */
 import type http from 'node:http';
-import type { AdminListener } from '../config/resolve.js';
+import type { AdminListener } from '../config/resolve-admin.js';
 import type { Events } from '../events.js';
 import { startAdmin, type AdminSources } from './admin.js';
 

@@ -13,7 +13,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { Events } from '../events.js';
 import type { Metrics } from '../metrics/collector.js';
 import type { SessionInfo } from '../session/describe.js';
-import type { AdminListener } from '../config/resolve.js';
+import type { AdminListener } from '../config/resolve-admin.js';
 import { KeyedCount } from '../keyed-count.js';
 
 /** In a worker: answer the primary's metric requests from this worker's registry. */
